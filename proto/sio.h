@@ -37,6 +37,9 @@ typedef struct {
  * (jansson) and must be: CONNECT an object; EVENT/BINARY_EVENT a non-empty
  * array whose first element is a string; ACK/BINARY_ACK an array;
  * CONNECT_ERROR an object; DISCONNECT no data. EVENT/ACK types require data.
+ * Also: an ack id only on EVENT/ACK types, and required on ACK/BINARY_ACK;
+ * no control character (< 0x20) in the namespace. It does not compare the
+ * attachment count with the placeholders (see sio_count_placeholders).
  * Returns 0, or -1 if malformed. */
 int sio_decode(const char *s, size_t len, sio_packet_t *out);
 
@@ -50,19 +53,22 @@ int sio_event_split(const char *data, size_t len, char **name_out,
 
 /* Writes the packet header "<type>[<att>-][<nsp>,][<ackid>]" into out
  * (capacity cap): the namespace only when it is not "/", attachments only when
- * type is BINARY_*, ack id only when >= 0. Returns the length, or -1 if it
- * does not fit. */
+ * type is BINARY_*, ack id only when >= 0. The header is NUL-terminated (cap
+ * counts the NUL). Returns the length without the NUL, or -1 if it does not
+ * fit, the type is unknown, or nsp does not start with '/' or holds a ','. */
 int sio_encode_header(char *out, size_t cap, int type, const char *nsp, size_t nsp_len,
                       unsigned attachments, int64_t ack_id);
 
 /* Appends s[0..n) to out as a JSON string literal with quotes, escaped like
  * JSON.stringify (", \, control characters as \uXXXX or \n etc.; UTF-8
- * passed through). Returns the number of bytes written, or -1 if cap is too
- * small. */
+ * passed through). NUL-terminated (cap counts the NUL). Returns the number
+ * of bytes written without the NUL, or -1 if cap is too small. */
 int sio_json_string(char *out, size_t cap, const char *s, size_t n);
 
 /* Counts {"_placeholder":true,"num":N} objects in parsed JSON, checking that
- * their nums are exactly 0..count-1. Returns the count or -1. */
+ * their nums are exactly 0..count-1. Returns the count or -1. An object is a
+ * placeholder when its "_placeholder" is true (as in the reference parser,
+ * extra keys do not matter); its "num" must be an integer 0..63. */
 int sio_count_placeholders(const char *data, size_t len);
 
 #endif
