@@ -32,16 +32,20 @@ typedef struct {
     const char *data;  size_t data_len;
 } env_msg_t;
 
-/* Appends the msgpack encoding of m to sb. Returns 0, or -1. */
+/* Appends the msgpack encoding of m to sb. Returns 0, or -1 (a string longer
+ * than 2^32-1, a NULL string with a length, out of memory); on -1 sb is left
+ * as it was on entry. */
 int env_encode(msgpack_sbuffer *sb, const env_msg_t *m);
 
 /* Decodes buf[0..len). The string fields of *m point into buf (zero copy) and
  * stay valid while buf does. Returns 0, or -1 if malformed (not a map, a
- * missing or mistyped required key, wrong version). */
+ * missing, repeated or mistyped required key, wrong version, truncated, or
+ * bytes after the map); *m is untouched on -1. Allocates nothing and never
+ * reads outside buf[0..len). */
 int env_decode(const void *buf, size_t len, env_msg_t *m);
 
 /* Writes the topic for (nsp, room) into out: nsp \0 room \0. Returns its
- * length, or -1 if it does not fit in cap. */
+ * length, or -1 if it does not fit in cap or either part contains a NUL. */
 int env_topic(char *out, size_t cap, const char *nsp, size_t nsp_len,
               const char *room, size_t room_len);
 
