@@ -1,0 +1,510 @@
+/*  conn - one client TCP connection: HTTP/1.1 requests, then maybe WebSocket
+ *
+ *  Built on a libevent bufferevent. The read callback runs the request loop:
+ *  parse a head from the input buffer (re-parsed from the start when more
+ *  bytes arrive: heads are small), wait for Content-Length body bytes,
+ *  dispatch, drain. In WebSocket mode it feeds the input buffer's chunks to
+ *  the frame parser, which keeps its own state between reads.
+ *
+ *  A read timeout guards the HTTP phase (slowloris); it is off while a
+ *  long-poll is parked and in WebSocket mode, where Engine.IO's heartbeat
+ *  watches the peer.
+ */
+#include "conn.h"
+#include "session.h"
+#include "fanout.h"
+#include "metrics.h"
+#include "ws.h"
+#include "log.h"
+
+#include <event2/bufferevent.h>
+#include <event2/buffer.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct conn {
+    gw_t *gw;                   //  Gateway context
+    struct bufferevent *bev;    //  Socket and its buffers
+    int state;                  //  CONN_*
+    int keep_alive;             //  Current request allows another after it
+    int echo;                   //  WebSocket /echo endpoint (conformance mode)
+    int reaping;                //  On the reap list: no more I/O
+    session_t *sess;            //  Session carried (WS) or parked for (poll)
+    ws_parser_t *ws;            //  Frame parser, in WebSocket mode
+    conn_t *reap_next;          //  Reap list link
+    char origin_hdr[256];       //  Origin of the current request, for CORS
+    char peer[64];              //  Peer address, for logs
+};
+
+static void s_read_cb(struct bufferevent *bev, void *arg);
+static void s_write_cb(struct bufferevent *bev, void *arg);
+static void s_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void s_set_http_timeout(conn_t *c, int on)
+{
+    if (on) {
+        struct timeval tv = { c->gw->cfg.handshake_timeout_ms / 1000,
+                              (c->gw->cfg.handshake_timeout_ms % 1000) * 1000 };
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    } else {
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+    }
+}
+
+conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    c->gw = gw;
+    c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sa && sa->sa_family == AF_INET && salen >= (int)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(c->peer, sizeof c->peer, "?");
+    }
+    bufferevent_setcb(c->bev, s_read_cb, NULL, s_event_cb, c);
+    s_set_http_timeout(c, 1);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    gw->stats.connections_total++;
+    gw->stats.connections_open++;
+    return c;
+}
+
+int conn_state(const conn_t *c) { return c->state; }
+const char *conn_peer(const conn_t *c) { return c->peer; }
+session_t *conn_session(const conn_t *c) { return c->sess; }
+void conn_set_session(conn_t *c, session_t *s) { c->sess = s; }
+
+/* Leaves the connection in CLOSING state, detached from its session. */
+static int s_begin_close(conn_t *c)
+{
+    if (c->state == CONN_CLOSING)
+        return 0;
+    c->state = CONN_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    s_set_http_timeout(c, 0);
+    session_t *s = c->sess;
+    c->sess = NULL;
+    if (s)
+        session_on_conn_closed(s, c);
+    return 1;
+}
+
+/* Stops all I/O and queues the connection for freeing. */
+static void s_reap_now(conn_t *c)
+{
+    if (c->reaping)
+        return;
+    c->reaping = 1;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    c->reap_next = c->gw->reap;
+    c->gw->reap = c;
+    event_active(c->gw->reap_ev, EV_TIMEOUT, 0);
+}
+
+void conn_abort(conn_t *c)
+{
+    s_begin_close(c);
+    s_reap_now(c);
+}
+
+void conn_close(conn_t *c)
+{
+    if (!s_begin_close(c))
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        s_reap_now(c);
+        return;
+    }
+    /* flush, then reap from the write callback; give up after a while */
+    struct timeval tv = { 5, 0 };
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    bufferevent_setcb(c->bev, NULL, s_write_cb, s_event_cb, c);
+}
+
+void conn_reap(gw_t *gw)
+{
+    while (gw->reap) {
+        conn_t *c = gw->reap;
+        gw->reap = c->reap_next;
+        bufferevent_free(c->bev);
+        if (c->ws) {
+            ws_parser_free(c->ws);
+            free(c->ws);
+        }
+        gw->stats.connections_open--;
+        free(c);
+    }
+}
+
+static void s_write_cb(struct bufferevent *bev, void *arg)
+{
+    conn_t *c = arg;
+    if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        s_reap_now(c);
+}
+
+static void s_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    conn_t *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT)
+        log_debug("event=conn_timeout peer=%s", c->peer);
+    else if (what & BEV_EVENT_ERROR)
+        log_debug("event=conn_error peer=%s", c->peer);
+    /* EOF, error or timeout: nothing more can be delivered */
+    conn_abort(c);
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Drops the connection when its queued output passes the limit. */
+static int s_check_output(conn_t *c)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (queued > (size_t)c->gw->cfg.max_output) {
+        c->gw->stats.slow_consumer_drops++;
+        log_warn("event=slow_consumer peer=%s queued=%zu limit=%ld", c->peer, queued,
+                 c->gw->cfg.max_output);
+        conn_abort(c);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *s_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+/* The CORS headers for the current request, if configured. */
+static void s_cors(conn_t *c, struct evbuffer *out)
+{
+    const char *allow = c->gw->cfg.cors_origin;
+    if (!allow || !*allow)
+        return;
+    if (strcmp(allow, "*") == 0 && !c->origin_hdr[0]) {
+        evbuffer_add_printf(out, "Access-Control-Allow-Origin: *\r\n");
+        return;
+    }
+    if (!c->origin_hdr[0])
+        return;
+    if (session_origin_allowed(c->gw, c->origin_hdr, strlen(c->origin_hdr)))
+        evbuffer_add_printf(out, "Access-Control-Allow-Origin: %s\r\n"
+                                 "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n",
+                            c->origin_hdr);
+}
+
+void conn_http_reply(conn_t *c, int status, const char *ctype, const char *extra,
+                     const void *body, size_t len)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, s_status_text(status));
+    if (ctype)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
+    s_cors(c, out);
+    if (extra)
+        evbuffer_add(out, extra, strlen(extra));
+    if (!c->keep_alive)
+        evbuffer_add_printf(out, "Connection: close\r\n");
+    evbuffer_add(out, "\r\n", 2);
+    if (len)
+        evbuffer_add(out, body, len);
+    c->gw->stats.bytes_out += len;
+    if (c->state == CONN_POLL) {
+        c->state = CONN_HTTP;
+        s_set_http_timeout(c, 1);
+    }
+    if (!c->keep_alive) {
+        conn_close(c);
+        return;
+    }
+    /* a pipelined request may already be waiting */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void conn_http_eio_error(conn_t *c, int status, int code, const char *message)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, message);
+    conn_http_reply(c, status, "application/json", NULL, body, (size_t)n);
+}
+
+void conn_park(conn_t *c)
+{
+    c->state = CONN_POLL;
+    s_set_http_timeout(c, 0);
+}
+
+int conn_ws_send(conn_t *c, int opcode, const void *data, size_t len)
+{
+    if (c->state != CONN_WS)
+        return -1;
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_build_header(hdr, 1, opcode, len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, hdr, hl);
+    evbuffer_add(out, data, len);
+    c->gw->stats.bytes_out += hl + len;
+    return s_check_output(c);
+}
+
+int conn_ws_send_pkt(conn_t *c, pkt_t *p)
+{
+    if (c->state != CONN_WS)
+        return -1;
+    pkt_ref(p);
+    if (evbuffer_add_reference(bufferevent_get_output(c->bev), p->data, p->len,
+                               pkt_release_cb, p) < 0) {
+        pkt_release(p);
+        return -1;
+    }
+    c->gw->stats.bytes_out += p->len;
+    return s_check_output(c);
+}
+
+void conn_ws_close(conn_t *c, int code, const char *reason)
+{
+    if (c->state == CONN_WS) {
+        uint8_t payload[125];
+        size_t n = ws_build_close_payload(payload, code, reason);
+        conn_ws_send(c, WS_OP_CLOSE, payload, n);
+    }
+    conn_close(c);
+}
+
+/* ---- WebSocket ----------------------------------------------------------- */
+
+int conn_ws_accept(conn_t *c, const http_request_t *req)
+{
+    const http_header_t *key = http_find_header(req, "Sec-WebSocket-Key");
+    const http_header_t *ver = http_find_header(req, "Sec-WebSocket-Version");
+    char accept[29];
+    if (!key || !ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0 ||
+        ws_accept_key(key->value, key->value_len, accept) < 0) {
+        c->keep_alive = 0;
+        conn_http_eio_error(c, 400, 3, "Bad request");
+        return -1;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+    c->ws = malloc(sizeof *c->ws);
+    if (!c->ws) {
+        conn_abort(c);
+        return -1;
+    }
+    size_t max = c->gw->cfg.max_payload > 0 ? (size_t)c->gw->cfg.max_payload : 1000000;
+    ws_parser_init(c->ws, max, 1);
+    c->state = CONN_WS;
+    s_set_http_timeout(c, 0);
+    c->gw->stats.ws_upgrades++;
+    return 0;
+}
+
+static void s_ws_event(conn_t *c, const ws_event_t *ev)
+{
+    switch (ev->opcode) {
+    case WS_OP_PING:
+        conn_ws_send(c, WS_OP_PONG, ev->data, ev->len);
+        break;
+    case WS_OP_PONG:
+        break;
+    case WS_OP_CLOSE: {
+        int code = ev->close_code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : ev->close_code;
+        conn_ws_close(c, code, "");
+        break;
+    }
+    case WS_OP_TEXT:
+    case WS_OP_BINARY:
+        if (c->echo)
+            conn_ws_send(c, ev->opcode, ev->data, ev->len);
+        else if (c->sess)
+            session_on_ws_message(c->sess, c, ev->opcode == WS_OP_BINARY, ev->data, ev->len);
+        break;
+    }
+}
+
+static void s_ws_read(conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->state == CONN_WS) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        ws_event_t ev;
+        ssize_t r = ws_parser_feed(c->ws, v.iov_base, v.iov_len, &ev);
+        if (r < 0) {
+            int code = ws_err_close_code((int)r);
+            c->gw->stats.protocol_errors++;
+            log_info("event=ws_protocol_error peer=%s close_code=%d", c->peer, code);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            conn_ws_close(c, code, code == WS_CLOSE_TOO_BIG ? "message too big"
+                                 : code == WS_CLOSE_INVALID_DATA ? "invalid UTF-8"
+                                 : "protocol error");
+            return;
+        }
+        evbuffer_drain(in, (size_t)r);
+        if (ev.opcode)
+            s_ws_event(c, &ev);
+        else if (r == 0)
+            break;
+    }
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, size_t blen)
+{
+    const http_header_t *origin = http_find_header(req, "Origin");
+    c->origin_hdr[0] = 0;
+    if (origin && origin->value_len < sizeof c->origin_hdr) {
+        memcpy(c->origin_hdr, origin->value, origin->value_len);
+        c->origin_hdr[origin->value_len] = 0;
+    }
+    const char *p = req->path;
+    size_t n = req->path_len;
+#define PATH_IS(lit) (n == sizeof(lit) - 1 && memcmp(p, lit, n) == 0)
+    if (PATH_IS("/socket.io/") || PATH_IS("/socket.io") ||
+        (c->gw->cfg.conformance && (PATH_IS("/engine.io/") || PATH_IS("/engine.io")))) {
+        session_http(c->gw, c, req, body, blen, p[1] == 'e');
+        return;
+    }
+    if (PATH_IS("/healthz")) {
+        conn_http_reply(c, 200, "text/plain", NULL, "ok\n", 3);
+        return;
+    }
+    if (PATH_IS("/readyz")) {
+        int ready = fanout_ready(c->gw->fanout);
+        conn_http_reply(c, ready ? 200 : 503, "text/plain", NULL, ready ? "ready\n" : "not ready\n",
+                        ready ? 6 : 10);
+        return;
+    }
+    if (PATH_IS("/metrics")) {
+        metrics_serve(c->gw, c);
+        return;
+    }
+    if (c->gw->cfg.conformance && PATH_IS("/echo")) {
+        const http_header_t *up = http_find_header(req, "Upgrade");
+        if (!up || !http_header_has_token(up, "websocket")) {
+            conn_http_reply(c, 400, "text/plain", NULL, "websocket only\n", 15);
+            return;
+        }
+        if (conn_ws_accept(c, req) == 0)
+            c->echo = 1;
+        return;
+    }
+#undef PATH_IS
+    conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
+}
+
+static void s_http_read(conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t max_head = (size_t)c->gw->cfg.max_head;
+    while (c->state == CONN_HTTP) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        size_t look = avail < max_head + 1 ? avail : max_head + 1;
+        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+        http_request_t req;
+        int hl = http_parse_request(buf, look, max_head, &req);
+        if (hl == HTTP_INCOMPLETE && look <= max_head)
+            return;
+        if (hl < 0) {
+            c->gw->stats.protocol_errors++;
+            int too_large = hl == HTTP_TOO_LARGE || hl == HTTP_INCOMPLETE;
+            log_info("event=http_bad_request peer=%s reason=%s", c->peer,
+                     too_large ? "head_too_large" : "malformed");
+            c->keep_alive = 0;
+            evbuffer_drain(in, avail);
+            if (too_large)
+                conn_http_reply(c, 431, "text/plain", NULL, "request head too large\n", 23);
+            else
+                conn_http_reply(c, 400, "text/plain", NULL, "bad request\n", 12);
+            return;
+        }
+        size_t blen = 0;
+        int cl = http_content_length(&req, &blen);
+        if (cl == -2 || http_find_header(&req, "Transfer-Encoding")) {
+            c->keep_alive = 0;
+            evbuffer_drain(in, avail);
+            conn_http_reply(c, cl == -2 ? 400 : 411, "text/plain", NULL, "bad body length\n", 16);
+            return;
+        }
+        if (blen > (size_t)c->gw->cfg.max_payload) {
+            c->gw->stats.protocol_errors++;
+            c->keep_alive = 0;
+            evbuffer_drain(in, avail);
+            /* the Engine.IO session the request was for is closed as well */
+            session_http_too_large(c->gw, c, &req);
+            return;
+        }
+        if (avail < (size_t)hl + blen)
+            return;
+        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(hl + blen));
+        hl = http_parse_request(buf, (size_t)hl, max_head, &req);   /* pointers moved */
+        const http_header_t *conn_h = http_find_header(&req, "Connection");
+        c->keep_alive = req.minor_version >= 1
+            ? !(conn_h && http_header_has_token(conn_h, "close"))
+            : (conn_h && http_header_has_token(conn_h, "keep-alive"));
+        s_dispatch(c, &req, buf + hl, blen);
+        evbuffer_drain(in, (size_t)hl + blen);
+    }
+    if (c->state == CONN_WS)
+        s_ws_read(c);
+}
+
+static void s_read_cb(struct bufferevent *bev, void *arg)
+{
+    conn_t *c = arg;
+    (void)bev;
+    if (c->state == CONN_HTTP)
+        s_http_read(c);
+    else if (c->state == CONN_WS)
+        s_ws_read(c);
+    /* CONN_POLL: a client does not pipeline behind a parked GET; bytes wait */
+}

@@ -1,0 +1,73 @@
+/*  gw - the gateway's process-wide context
+ *
+ *  One gateway process is one libevent loop. gw_t holds what every module of
+ *  the gateway shares: the loop, the settings, the JWT verifier, the room
+ *  index, the fan-out subscription and the table of Engine.IO sessions. There
+ *  is exactly one gw_t per process; modules receive it explicitly rather than
+ *  through a global, so that tests can build their own.
+ */
+#ifndef BELFRY_GW_H
+#define BELFRY_GW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+
+typedef struct gw gw_t;
+typedef struct conn conn_t;
+typedef struct session session_t;
+typedef struct sock sock_t;
+typedef struct rooms rooms_t;
+typedef struct fanout fanout_t;
+typedef struct map map_t;
+typedef struct jwt_verifier jwt_verifier_t;
+
+typedef struct {
+    char *listen;               /* host:port */
+    char *broker_pub;           /* comma-separated ZeroMQ endpoints */
+    char *broker_rpc;
+    char *jwt_secret;
+    char *jwt_public_key_file;  /* RS256 PEM file */
+    char *jwt_audience, *jwt_issuer;
+    int insecure_user_param;
+    int conformance;
+    long ping_interval_ms, ping_timeout_ms, max_payload, connect_timeout_ms;
+    long max_connections;
+    long max_output;            /* bytes queued to one client before it is dropped */
+    long max_head;              /* HTTP request head limit */
+    long handshake_timeout_ms;
+    char *namespaces;           /* "*" or comma-separated list */
+    char *cors_origin;          /* NULL: no CORS headers; "*" or a list */
+    long drain_timeout_ms;
+} gw_config_t;
+
+/* Counters exported on /metrics. */
+typedef struct {
+    uint64_t connections_total, connections_open;
+    uint64_t sessions_open;
+    uint64_t ws_upgrades, polling_requests;
+    uint64_t messages_in;           /* envelopes from the fan-out */
+    uint64_t messages_out;          /* packets queued to clients */
+    uint64_t bytes_out;
+    uint64_t auth_failures;
+    uint64_t protocol_errors;
+    uint64_t slow_consumer_drops;
+    uint64_t bad_envelopes;
+} gw_stats_t;
+
+struct gw {
+    struct event_base *base;
+    gw_config_t cfg;
+    gw_stats_t stats;
+    jwt_verifier_t *jwt;
+    rooms_t *rooms;
+    fanout_t *fanout;
+    map_t *sessions;            /* sid -> session_t* */
+    struct evconnlistener *listener;
+    int draining;
+    conn_t *reap;               /* connections to free at the next loop turn */
+    session_t *reap_sessions;   /* closed sessions to free at the next loop turn */
+    struct event *reap_ev;
+};
+
+#endif

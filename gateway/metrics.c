@@ -1,0 +1,51 @@
+/*  metrics - GET /metrics on the gateway's listen port (Prometheus text format) */
+#include "metrics.h"
+#include "conn.h"
+#include "rooms.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+static void s_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
+                     uint64_t value)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                        (unsigned long long)value);
+}
+
+void metrics_serve(gw_t *gw, conn_t *c)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        conn_http_reply(c, 500, "text/plain", NULL, "out of memory\n", 14);
+        return;
+    }
+    const gw_stats_t *st = &gw->stats;
+    s_metric(b, "belfry_gateway_connections_total", "counter", "TCP connections accepted.",
+             st->connections_total);
+    s_metric(b, "belfry_gateway_connections", "gauge", "TCP connections open.",
+             st->connections_open);
+    s_metric(b, "belfry_gateway_sessions", "gauge", "Engine.IO sessions open.", st->sessions_open);
+    s_metric(b, "belfry_gateway_rooms", "gauge", "Rooms with members on this gateway.",
+             rooms_count(gw->rooms));
+    s_metric(b, "belfry_gateway_websocket_upgrades_total", "counter",
+             "WebSocket handshakes completed.", st->ws_upgrades);
+    s_metric(b, "belfry_gateway_messages_in_total", "counter",
+             "Messages received from the fan-out.", st->messages_in);
+    s_metric(b, "belfry_gateway_messages_out_total", "counter",
+             "Engine.IO packets queued to clients.", st->messages_out);
+    s_metric(b, "belfry_gateway_bytes_out_total", "counter", "Bytes queued to clients.",
+             st->bytes_out);
+    s_metric(b, "belfry_gateway_auth_failures_total", "counter",
+             "Refused authentications and room joins.", st->auth_failures);
+    s_metric(b, "belfry_gateway_protocol_errors_total", "counter",
+             "Malformed HTTP, WebSocket, Engine.IO or Socket.IO input.", st->protocol_errors);
+    s_metric(b, "belfry_gateway_slow_consumer_disconnects_total", "counter",
+             "Clients dropped at their output buffer limit.", st->slow_consumer_drops);
+    s_metric(b, "belfry_gateway_bad_envelopes_total", "counter",
+             "Undecodable messages from the fan-out.", st->bad_envelopes);
+    size_t n = evbuffer_get_length(b);
+    conn_http_reply(c, 200, "text/plain; version=0.0.4", NULL, evbuffer_pullup(b, -1), n);
+    evbuffer_free(b);
+}

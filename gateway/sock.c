@@ -1,0 +1,531 @@
+/*  sock - Socket.IO v5 sockets (one per namespace of a session)
+ *
+ *  Incoming packets are validated by proto/sio and dispatched by type. JSON the
+ *  client sent is passed through byte-exact wherever it is echoed (the event
+ *  arguments after the name, the CONNECT payload), so nothing is re-serialized.
+ *
+ *  Rooms: on CONNECT the socket joins user_<id> and `all` of its namespace.
+ *  `join` / `leave` events add rooms the token allows: the claim "rooms" is a
+ *  list of room names, where a name ending in '*' allows every room with that
+ *  prefix. Each is acknowledged: {"ok":true} or {"error":"..."}.
+ *
+ *  In --conformance mode the namespaces are "/" and "/custom", nobody is
+ *  authenticated, CONNECT is followed by the event `auth` carrying the CONNECT
+ *  payload, `message` is answered with `message-back` and `message-with-ack`
+ *  is acknowledged with its own arguments, as the reference test server does.
+ */
+#include "sock.h"
+#include "session.h"
+#include "auth.h"
+#include "sio.h"
+#include "eio.h"
+#include "b64.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SOCK_MAX_ROOMS 1024
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Sends "4" + header + json as one Engine.IO message. */
+static void s_emit_raw(sock_t *k, int type, unsigned attachments, int64_t ack_id,
+                       const char *json, size_t json_len)
+{
+    char head[512];
+    head[0] = '4';
+    int hl = sio_encode_header(head + 1, sizeof head - 1, type, k->nsp, k->nsp_len,
+                               attachments, ack_id);
+    if (hl < 0)
+        return;
+    size_t total = 1 + (size_t)hl + json_len;
+    char *buf = total <= sizeof head ? head : malloc(total);
+    if (!buf)
+        return;
+    if (buf != head)
+        memcpy(buf, head, 1 + (size_t)hl);
+    memcpy(buf + 1 + hl, json, json_len);
+    session_send(k->sess, buf, total);
+    if (buf != head)
+        free(buf);
+}
+
+/* Sends a packet for namespace nsp of session s with no socket (errors). */
+static void s_emit_nsp(session_t *s, int type, const char *nsp, size_t nsp_len,
+                       const char *json, size_t json_len)
+{
+    sock_t tmp = { .sess = s, .nsp = (char *)nsp, .nsp_len = nsp_len };
+    s_emit_raw(&tmp, type, 0, -1, json, json_len);
+}
+
+/* An ack whose single argument is the JSON object obj (stolen). */
+static void s_ack_json(sock_t *k, int64_t ack_id, json_t *obj)
+{
+    json_t *arr = json_array();
+    json_array_append_new(arr, obj);
+    char *txt = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (txt) {
+        s_emit_raw(k, SIO_ACK, 0, ack_id, txt, strlen(txt));
+        free(txt);
+    }
+}
+
+static void s_ack_error(sock_t *k, int64_t ack_id, const char *message)
+{
+    if (ack_id >= 0)
+        s_ack_json(k, ack_id, json_pack("{s:s}", "error", message));
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+static sock_t *s_find(session_t *s, const char *nsp, size_t nsp_len)
+{
+    for (size_t i = 0; i < s->nsocks; i++)
+        if (s->socks[i]->nsp_len == nsp_len && memcmp(s->socks[i]->nsp, nsp, nsp_len) == 0)
+            return s->socks[i];
+    return NULL;
+}
+
+static void s_sock_free(sock_t *k)
+{
+    rooms_t *rooms = k->sess->gw->rooms;
+    for (size_t i = 0; i < k->nrooms; i++)
+        rooms_leave(rooms, &k->rooms[i]);
+    free(k->rooms);
+    free(k->nsp);
+    free(k->user);
+    json_decref(k->allowed_rooms);
+    free(k);
+}
+
+static void s_sock_remove(session_t *s, sock_t *k)
+{
+    for (size_t i = 0; i < s->nsocks; i++) {
+        if (s->socks[i] == k) {
+            s->socks[i] = s->socks[--s->nsocks];
+            break;
+        }
+    }
+    s_sock_free(k);
+}
+
+/* Forgets the binary packet being assembled. */
+static void s_bin_reset(session_t *s)
+{
+    for (unsigned i = 0; i < s->bin_have; i++)
+        free(s->bin_data[i]);
+    free(s->bin_data);
+    free(s->bin_len);
+    free(s->bin_packet);
+    s->bin_data = NULL;
+    s->bin_len = NULL;
+    s->bin_packet = NULL;
+    s->bin_expected = s->bin_have = 0;
+}
+
+void sock_destroy_all(session_t *s)
+{
+    s_bin_reset(s);
+    for (size_t i = 0; i < s->nsocks; i++)
+        s_sock_free(s->socks[i]);
+    free(s->socks);
+    s->socks = NULL;
+    s->nsocks = s->socks_cap = 0;
+}
+
+/* The topic key of room in the socket's namespace: nsp \0 room \0. */
+static int s_room_key(const sock_t *k, const char *room, size_t room_len, char *out, size_t cap)
+{
+    if (k->nsp_len + room_len + 2 > cap)
+        return -1;
+    memcpy(out, k->nsp, k->nsp_len);
+    out[k->nsp_len] = 0;
+    memcpy(out + k->nsp_len + 1, room, room_len);
+    out[k->nsp_len + 1 + room_len] = 0;
+    return (int)(k->nsp_len + room_len + 2);
+}
+
+static ssize_t s_room_index(const sock_t *k, const char *key, size_t klen)
+{
+    for (size_t i = 0; i < k->nrooms; i++) {
+        size_t rl;
+        const char *rk = room_key(k->rooms[i].room, &rl);
+        if (rl == klen && memcmp(rk, key, klen) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+int sock_join(sock_t *k, const char *room, size_t room_len)
+{
+    char key[1024];
+    int kl = s_room_key(k, room, room_len, key, sizeof key);
+    if (kl < 0 || k->nrooms >= SOCK_MAX_ROOMS)
+        return -1;
+    if (s_room_index(k, key, (size_t)kl) >= 0)
+        return 1;
+    if (k->nrooms == k->rooms_cap) {
+        size_t ncap = k->rooms_cap ? k->rooms_cap * 2 : 4;
+        room_slot_t *r = realloc(k->rooms, ncap * sizeof *r);
+        if (!r)
+            return -1;
+        k->rooms = r;
+        k->rooms_cap = ncap;
+        for (size_t i = 0; i < k->nrooms; i++)
+            rooms_slot_moved(&k->rooms[i]);
+    }
+    k->rooms[k->nrooms].room = NULL;
+    if (rooms_join(k->sess->gw->rooms, key, (size_t)kl, k, &k->rooms[k->nrooms]) < 0)
+        return -1;
+    k->nrooms++;
+    return 0;
+}
+
+int sock_leave(sock_t *k, const char *room, size_t room_len)
+{
+    char key[1024];
+    int kl = s_room_key(k, room, room_len, key, sizeof key);
+    if (kl < 0)
+        return 1;
+    ssize_t i = s_room_index(k, key, (size_t)kl);
+    if (i < 0)
+        return 1;
+    rooms_leave(k->sess->gw->rooms, &k->rooms[i]);
+    k->nrooms--;
+    if ((size_t)i != k->nrooms) {
+        k->rooms[i] = k->rooms[k->nrooms];
+        rooms_slot_moved(&k->rooms[i]);
+    }
+    return 0;
+}
+
+/* ---- CONNECT ------------------------------------------------------------- */
+
+static int s_nsp_allowed(gw_t *gw, const char *nsp, size_t len)
+{
+    const char *list = gw->cfg.conformance ? "/,/custom" : gw->cfg.namespaces;
+    if (!list || strcmp(list, "*") == 0)
+        return 1;
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == len && memcmp(p, nsp, len) == 0)
+            return 1;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void s_connect_error(session_t *s, const sio_packet_t *p, const char *message)
+{
+    json_t *o = json_pack("{s:s}", "message", message);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (txt) {
+        s_emit_nsp(s, SIO_CONNECT_ERROR, p->nsp, p->nsp_len, txt, strlen(txt));
+        free(txt);
+    }
+}
+
+static int s_connect(session_t *s, const sio_packet_t *p)
+{
+    gw_t *gw = s->gw;
+    if (!s_nsp_allowed(gw, p->nsp, p->nsp_len)) {
+        s_connect_error(s, p, "Invalid namespace");
+        return 0;
+    }
+    if (s_find(s, p->nsp, p->nsp_len))
+        return 0;                           /* already connected: nothing to do */
+    json_t *auth = NULL;
+    if (p->data) {
+        auth = json_loadb(p->data, p->data_len, 0, NULL);
+        if (!auth)
+            return -1;
+    }
+    char user[AUTH_USER_MAX] = "";
+    json_t *claims = NULL;
+    if (!gw->cfg.conformance) {
+        const char *reason = NULL;
+        if (auth_identify(gw, auth, s->query_token, s->query_user, user, &claims, &reason) < 0) {
+            gw->stats.auth_failures++;
+            log_info("event=auth_failed sid=%s nsp=%.*s reason=\"%s\"", s->sid,
+                     (int)p->nsp_len, p->nsp, reason);
+            s_connect_error(s, p, reason);
+            json_decref(auth);
+            return 0;
+        }
+    }
+    json_decref(auth);
+    sock_t *k = calloc(1, sizeof *k);
+    if (!k || !(k->nsp = malloc(p->nsp_len + 1)) || !(k->user = strdup(user))) {
+        if (k) {
+            free(k->nsp);
+            free(k);
+        }
+        json_decref(claims);
+        return -1;
+    }
+    memcpy(k->nsp, p->nsp, p->nsp_len);
+    k->nsp[p->nsp_len] = 0;
+    k->nsp_len = p->nsp_len;
+    k->sess = s;
+    unsigned char r[15];
+    RAND_bytes(r, sizeof r);
+    b64url_encode(r, sizeof r, k->sid);
+    if (claims) {
+        json_t *rooms = json_object_get(claims, "rooms");
+        if (json_is_array(rooms))
+            k->allowed_rooms = json_incref(rooms);
+        json_decref(claims);
+    }
+    if (s->nsocks == s->socks_cap) {
+        size_t ncap = s->socks_cap ? s->socks_cap * 2 : 2;
+        sock_t **a = realloc(s->socks, ncap * sizeof *a);
+        if (!a) {
+            s_sock_free(k);
+            return -1;
+        }
+        s->socks = a;
+        s->socks_cap = ncap;
+    }
+    s->socks[s->nsocks++] = k;
+    if (!gw->cfg.conformance) {
+        char room[AUTH_USER_MAX + 8];
+        int rl = snprintf(room, sizeof room, "user_%s", k->user);
+        if (sock_join(k, room, (size_t)rl) < 0 || sock_join(k, "all", 3) < 0)
+            return -1;
+    }
+    char reply[64];
+    int n = snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", k->sid);
+    s_emit_raw(k, SIO_CONNECT, 0, -1, reply, (size_t)n);
+    log_debug("event=connect sid=%s nsp=%s user=%s", s->sid, k->nsp, k->user);
+    if (gw->cfg.conformance) {
+        /* 42["auth",<payload or {}>] */
+        const char *a = p->data ? p->data : "{}";
+        size_t al = p->data ? p->data_len : 2;
+        char *ev = malloc(al + 16);
+        if (ev) {
+            int el = snprintf(ev, al + 16, "[\"auth\",%.*s]", (int)al, a);
+            s_emit_raw(k, SIO_EVENT, 0, -1, ev, (size_t)el);
+            free(ev);
+        }
+    }
+    return 0;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+/* Skips whitespace and the comma after the event name: the arguments of
+ * rest ("," args "]" or "]") as the inside of an array. */
+static void s_args(const char *rest, size_t rest_len, const char **args, size_t *args_len)
+{
+    size_t i = 0;
+    while (i < rest_len && (rest[i] == ' ' || rest[i] == '\t' || rest[i] == '\n' || rest[i] == '\r'))
+        i++;
+    if (i < rest_len && rest[i] == ',')
+        i++;
+    *args = rest + i;
+    *args_len = rest_len - i;       /* ends with ']' */
+}
+
+/* Sends the attachments of the binary packet being handled, in order. */
+static void s_send_attachments(session_t *s)
+{
+    for (unsigned i = 0; i < s->bin_have; i++)
+        session_send_binary(s, s->bin_data[i], s->bin_len[i]);
+}
+
+static int s_room_allowed(const sock_t *k, const char *room, size_t len)
+{
+    size_t i;
+    json_t *v;
+    if (!k->allowed_rooms)
+        return 0;
+    json_array_foreach(k->allowed_rooms, i, v) {
+        if (!json_is_string(v))
+            continue;
+        const char *pat = json_string_value(v);
+        size_t pl = json_string_length(v);
+        if (pl > 0 && pat[pl - 1] == '*') {
+            if (len >= pl - 1 && memcmp(room, pat, pl - 1) == 0)
+                return 1;
+        } else if (pl == len && memcmp(pat, room, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* join / leave: the argument is a room name or {"room": name}. */
+static void s_join_leave(sock_t *k, int join, const char *args, size_t args_len, int64_t ack_id)
+{
+    char *arr_txt = malloc(args_len + 2);
+    if (!arr_txt)
+        return;
+    arr_txt[0] = '[';
+    memcpy(arr_txt + 1, args, args_len);
+    json_t *arr = json_loadb(arr_txt, args_len + 1, 0, NULL);
+    free(arr_txt);
+    json_t *a0 = json_array_get(arr, 0);
+    if (json_is_object(a0))
+        a0 = json_object_get(a0, "room");
+    if (!json_is_string(a0) || json_string_length(a0) == 0 || json_string_length(a0) > 200) {
+        s_ack_error(k, ack_id, "room must be a non-empty string of at most 200 bytes");
+        json_decref(arr);
+        return;
+    }
+    const char *room = json_string_value(a0);
+    size_t rl = json_string_length(a0);
+    if (memchr(room, 0, rl)) {
+        s_ack_error(k, ack_id, "invalid room name");
+        json_decref(arr);
+        return;
+    }
+    if (join && !s_room_allowed(k, room, rl)) {
+        k->sess->gw->stats.auth_failures++;
+        log_info("event=join_refused sid=%s user=%s room=\"%s\"", k->sess->sid, k->user, room);
+        s_ack_error(k, ack_id, "not allowed to join this room");
+        json_decref(arr);
+        return;
+    }
+    int rc = join ? sock_join(k, room, rl) : sock_leave(k, room, rl);
+    json_decref(arr);
+    if (rc < 0) {
+        s_ack_error(k, ack_id, "too many rooms");
+        return;
+    }
+    if (ack_id >= 0)
+        s_ack_json(k, ack_id, json_pack("{s:b}", "ok", 1));
+}
+
+/* Handles an EVENT or BINARY_EVENT (attachments in s->bin_*). */
+static int s_event(sock_t *k, const sio_packet_t *p, int binary)
+{
+    char *name = NULL;
+    const char *rest;
+    size_t rest_len;
+    if (sio_event_split(p->data, p->data_len, &name, &rest, &rest_len) < 0)
+        return -1;
+    session_t *s = k->sess;
+    const char *args;
+    size_t args_len;
+    s_args(rest, rest_len, &args, &args_len);
+    if (s->gw->cfg.conformance) {
+        if (strcmp(name, "message") == 0) {
+            size_t n = rest_len + 16;
+            char *ev = malloc(n);
+            if (ev) {
+                int el = snprintf(ev, n, "[\"message-back\"%.*s", (int)rest_len, rest);
+                s_emit_raw(k, binary ? SIO_BINARY_EVENT : SIO_EVENT, binary ? s->bin_have : 0,
+                           -1, ev, (size_t)el);
+                free(ev);
+                if (binary)
+                    s_send_attachments(s);
+            }
+        } else if (strcmp(name, "message-with-ack") == 0 && p->ack_id >= 0) {
+            size_t n = args_len + 2;
+            char *ev = malloc(n);
+            if (ev) {
+                ev[0] = '[';
+                memcpy(ev + 1, args, args_len);
+                s_emit_raw(k, binary ? SIO_BINARY_ACK : SIO_ACK, binary ? s->bin_have : 0,
+                           p->ack_id, ev, args_len + 1);
+                free(ev);
+                if (binary)
+                    s_send_attachments(s);
+            }
+        }
+        free(name);
+        return 0;
+    }
+    if (strcmp(name, "join") == 0 || strcmp(name, "leave") == 0) {
+        s_join_leave(k, name[0] == 'j', args, args_len, p->ack_id);
+    } else {
+        log_debug("event=unknown_client_event sid=%s name=\"%s\"", s->sid, name);
+        s_ack_error(k, p->ack_id, "unknown event");
+    }
+    free(name);
+    return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static int s_dispatch(session_t *s, const sio_packet_t *p, int binary)
+{
+    sock_t *k;
+    switch (p->type) {
+    case SIO_CONNECT:
+        return s_connect(s, p);
+    case SIO_DISCONNECT:
+        k = s_find(s, p->nsp, p->nsp_len);
+        if (k)
+            s_sock_remove(s, k);
+        return 0;
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT:
+        k = s_find(s, p->nsp, p->nsp_len);
+        if (!k)
+            return 0;               /* not connected to it: ignored, as Node does */
+        return s_event(k, p, binary);
+    case SIO_ACK:
+    case SIO_BINARY_ACK:
+        return 0;                   /* no server -> client ack requests are outstanding */
+    default:
+        return -1;                  /* CONNECT_ERROR is never sent by a client */
+    }
+}
+
+int sock_on_message(session_t *s, const char *data, size_t len)
+{
+    if (s->bin_expected)
+        return -1;                  /* attachments were announced, text came */
+    sio_packet_t p;
+    if (sio_decode(data, len, &p) < 0)
+        return -1;
+    if (p.type == SIO_BINARY_EVENT || p.type == SIO_BINARY_ACK) {
+        if (p.attachments == 0)
+            return s_dispatch(s, &p, 1);
+        s->bin_packet = malloc(len);
+        s->bin_data = calloc(p.attachments, sizeof *s->bin_data);
+        s->bin_len = calloc(p.attachments, sizeof *s->bin_len);
+        if (!s->bin_packet || !s->bin_data || !s->bin_len) {
+            s_bin_reset(s);
+            return -1;
+        }
+        memcpy(s->bin_packet, data, len);
+        s->bin_packet_len = len;
+        s->bin_expected = p.attachments;
+        s->bin_have = 0;
+        return 0;
+    }
+    return s_dispatch(s, &p, 0);
+}
+
+int sock_on_binary(session_t *s, const void *data, size_t len)
+{
+    if (!s->bin_expected || s->bin_have >= s->bin_expected)
+        return -1;                  /* a binary frame nobody announced */
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, data, len);
+    s->bin_data[s->bin_have] = copy;
+    s->bin_len[s->bin_have] = len;
+    s->bin_have++;
+    if (s->bin_have < s->bin_expected)
+        return 0;
+    sio_packet_t p;
+    int rc = sio_decode(s->bin_packet, s->bin_packet_len, &p);
+    if (rc == 0)
+        rc = s_dispatch(s, &p, 1);
+    s_bin_reset(s);
+    return rc;
+}
