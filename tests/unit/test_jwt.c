@@ -139,10 +139,13 @@ TEST(sign_hs256_roundtrip)
     CHECK_EQ_INT(rc, JWT_OK);
     CHECK_EQ_STR(sub, "alice");
     CHECK_EQ_INT(rc2, JWT_ERR_EXPIRED);
-    CHECK(jwt_sign_hs256(s_secret, 0, json_object()) == NULL);
-    json_t *arr = json_array();
-    CHECK(jwt_sign_hs256(s_secret, 3, arr) == NULL);
+    json_t *obj = json_object(), *arr = json_array();
+    char *t0 = jwt_sign_hs256(s_secret, 0, obj);
+    char *t1 = jwt_sign_hs256(s_secret, 3, arr);
+    json_decref(obj);
     json_decref(arr);
+    CHECK(t0 == NULL);
+    CHECK(t1 == NULL);
     jwt_verifier_destroy(&v);
 }
 
