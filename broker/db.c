@@ -1,0 +1,701 @@
+/*  db - the broker's PostgreSQL side: connection, leadership, cursor, bell
+ *
+ *  Design: a single non-blocking libpq connection driven by libevent. The
+ *  connect phase polls PQconnectPoll on one-shot events (the socket may
+ *  change between polls); afterwards a persistent EV_READ event on PQsocket
+ *  calls PQconsumeInput, collects the results of the one query in flight
+ *  until PQgetResult returns NULL (only then is a transaction's COMMIT known
+ *  to have succeeded), and then drains PQnotifies. Queries are sent with
+ *  PQsendQuery (several statements in one round trip: each batch read is
+ *  BEGIN .. COMMIT in one message) and flushed with PQflush, waiting for
+ *  EV_WRITE when the socket is full. PQexec is never used here.
+ *
+ *  The batch read (the PgQ snapshot cursor): with S0 the snapshot of the
+ *  newest belfry_batches row and S1 the read transaction's own snapshot
+ *  (REPEATABLE READ, so every statement of the transaction uses S1), the
+ *  batch is the rows whose writing transaction is visible in S1 and not in
+ *  S0, by id. The txid range [xmin(S0), xmax(S1)) lets the txid index do
+ *  the work. A non-empty batch is recorded (S1, first_seq, row_count) in the
+ *  same transaction, so seq = first_seq + position is decided by the database
+ *  and rows are published only after COMMIT. A transaction that took a lower
+ *  id but committed later is not in S0's visible set, so it is picked up by
+ *  the batch whose snapshot first sees it: nothing is skipped.
+ */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "bell.h"
+#include "log.h"
+
+#define DB_RES_MAX         8
+#define DB_BACKOFF_MIN_MS  100
+#define DB_BACKOFF_MAX_MS  5000
+#define DB_CONNECT_TIMEOUT_MS 10000
+
+/* The batch: prev = the cursor (newest batch), cur = this transaction's
+ * snapshot. Columns: first_seq, id, namespace, room, event, payload, ts_us. */
+#define SQL_BATCH \
+    "WITH prev AS MATERIALIZED (" \
+    "  SELECT snap, first_seq + row_count AS next_seq FROM belfry_batches" \
+    "   ORDER BY batch_id DESC LIMIT 1)," \
+    " cur AS MATERIALIZED (SELECT pg_current_snapshot() AS snap)," \
+    " r AS MATERIALIZED (" \
+    "  SELECT n.id, n.namespace, n.room, n.event, n.payload::text AS payload," \
+    "         (extract(epoch FROM n.created_at) * 1000000)::bigint AS ts_us" \
+    "    FROM prev, cur, notifications n" \
+    "   WHERE n.txid >= pg_snapshot_xmin(prev.snap)" \
+    "     AND n.txid < pg_snapshot_xmax(cur.snap)" \
+    "     AND NOT pg_visible_in_snapshot(n.txid, prev.snap)" \
+    "     AND pg_visible_in_snapshot(n.txid, cur.snap))," \
+    " ins AS (" \
+    "  INSERT INTO belfry_batches (snap, first_seq, row_count)" \
+    "  SELECT cur.snap, prev.next_seq, (SELECT count(*) FROM r) FROM prev, cur" \
+    "   WHERE EXISTS (SELECT 1 FROM r)" \
+    "  RETURNING first_seq)" \
+    " SELECT ins.first_seq, r.* FROM ins, r ORDER BY r.id"
+
+#define SQL_XMIN "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+
+static const char SQL_READ_DISARM[] =
+    "BEGIN ISOLATION LEVEL REPEATABLE READ;"
+    " UPDATE belfry_bell SET armed = false WHERE armed; "
+    SQL_XMIN "; " SQL_BATCH "; COMMIT";
+static const char SQL_READ[] =
+    "BEGIN ISOLATION LEVEL REPEATABLE READ; " SQL_XMIN "; " SQL_BATCH "; COMMIT";
+static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock(" DB_LEADER_KEY ")";
+/* First start ever: the cursor starts at the current snapshot, so rows
+ * committed before it are not streamed. Then report the position. */
+static const char SQL_SEED[] =
+    "INSERT INTO belfry_batches (snap, first_seq, row_count)"
+    " SELECT pg_current_snapshot(), 1, 0"
+    "  WHERE NOT EXISTS (SELECT 1 FROM belfry_batches);"
+    " SELECT (first_seq + row_count - 1)::text FROM belfry_batches"
+    "  ORDER BY batch_id DESC LIMIT 1";
+
+typedef enum {
+    ST_NEW = 0, ST_DOWN, ST_CONNECTING, ST_LOCK, ST_STANDBY, ST_LISTEN, ST_SEED,
+    ST_RUN, ST_STOPPED
+} s_state_t;
+
+typedef enum { Q_NONE = 0, Q_LOCK, Q_LISTEN, Q_SEED, Q_READ, Q_ARM } s_query_t;
+
+struct db {
+    struct event_base *base;    /* the loop */
+    db_config_t cfg;            /* settings (strings owned by the caller) */
+    db_callbacks_t cb;          /* row / position sinks */
+    PGconn *conn;               /* NULL unless CONNECTING or later */
+    s_state_t state;            /* see db.h */
+    s_query_t q;                /* the query in flight */
+    PGresult *res[DB_RES_MAX];  /* its results so far */
+    int nres;                   /* how many */
+    int res_overflow;           /* more results than DB_RES_MAX came */
+    struct event *ev_conn;      /* one-shot, connect polling */
+    struct event *ev_sock;      /* persistent EV_READ on PQsocket */
+    struct event *ev_write;     /* one-shot EV_WRITE while PQflush is pending */
+    struct event *timer;        /* reconnect / connect timeout / standby / bell */
+    long backoff_ms;            /* next reconnect delay */
+    int standby;                /* logged event=standby for this stretch */
+    int bell_missing_logged;    /* warned that belfry_bell has no row */
+    bell_t bell;                /* the doorbell machine (RUN) */
+    char *sql_listen;           /* LISTEN "<channel>" */
+    char *sql_arm;              /* arm + take an xid, channel as a literal */
+    int stopping;               /* db_stop() was called */
+    void (*done)(void *);       /* its callback */
+    void *done_arg;
+    struct event *ev_done;      /* defers done() to the loop */
+    uint64_t batches, rows;     /* counters */
+};
+
+static void s_fail(db_t *self, const char *what, const char *msg);
+static void s_send(db_t *self, s_query_t q, const char *sql);
+
+/* --- small helpers -------------------------------------------------- */
+
+/* Copies msg into out as one line without double quotes. */
+static void s_one_line(char *out, size_t cap, const char *what, const char *msg)
+{
+    snprintf(out, cap, "%s%s%s", what, msg && *msg ? ": " : "", msg ? msg : "");
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+        else if (*p == '"')
+            *p = '\'';
+    size_t n = strlen(out);
+    while (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
+}
+
+static void s_clear_results(db_t *self)
+{
+    for (int i = 0; i < self->nres; i++)
+        PQclear(self->res[i]);
+    self->nres = 0;
+    self->res_overflow = 0;
+}
+
+static void s_timer_in(db_t *self, long ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_del(self->timer);
+    evtimer_add(self->timer, &tv);
+}
+
+static void s_free_event(struct event **ev)
+{
+    if (*ev) {
+        event_free(*ev);
+        *ev = NULL;
+    }
+}
+
+/* Closes the connection and forgets everything tied to it. */
+static void s_close(db_t *self)
+{
+    s_free_event(&self->ev_conn);
+    s_free_event(&self->ev_sock);
+    s_free_event(&self->ev_write);
+    evtimer_del(self->timer);
+    s_clear_results(self);
+    if (self->conn) {
+        PQfinish(self->conn);
+        self->conn = NULL;
+    }
+    free(self->sql_listen);
+    free(self->sql_arm);
+    self->sql_listen = self->sql_arm = NULL;
+    self->q = Q_NONE;
+    bell_init(&self->bell, self->cfg.poll_ms);
+}
+
+static void s_on_done(evutil_socket_t fd, short what, void *arg)
+{
+    db_t *self = arg;
+    (void)fd;
+    (void)what;
+    if (self->done)
+        self->done(self->done_arg);
+}
+
+/* Ends a stop: close and tell the caller from the loop. */
+static void s_finish_stop(db_t *self)
+{
+    s_close(self);
+    self->state = ST_STOPPED;
+    if (!self->ev_done)
+        self->ev_done = evtimer_new(self->base, s_on_done, self);
+    if (self->ev_done) {
+        struct timeval tv = { 0, 0 };
+        evtimer_add(self->ev_done, &tv);
+    } else if (self->done) {
+        self->done(self->done_arg);
+    }
+}
+
+/* Logs the failure, drops the connection and schedules a reconnect. */
+static void s_fail(db_t *self, const char *what, const char *msg)
+{
+    char reason[512];
+    s_one_line(reason, sizeof reason, what, msg);
+    if (self->stopping) {
+        log_info("event=db_closed reason=\"%s\"", reason);
+        s_finish_stop(self);
+        return;
+    }
+    log_warn("event=db_down reason=\"%s\" retry_ms=%ld", reason, self->backoff_ms);
+    s_close(self);
+    self->state = ST_DOWN;
+    s_timer_in(self, self->backoff_ms);
+    self->backoff_ms *= 2;
+    if (self->backoff_ms > DB_BACKOFF_MAX_MS)
+        self->backoff_ms = DB_BACKOFF_MAX_MS;
+}
+
+/* --- sending -------------------------------------------------------- */
+
+static void s_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    db_t *self = arg;
+    (void)fd;
+    (void)what;
+    if (!self->conn)
+        return;
+    int r = PQflush(self->conn);
+    if (r < 0)
+        s_fail(self, "send failed", PQerrorMessage(self->conn));
+    else if (r > 0 && self->ev_write)
+        event_add(self->ev_write, NULL);
+}
+
+static void s_send(db_t *self, s_query_t q, const char *sql)
+{
+    s_clear_results(self);
+    if (!PQsendQuery(self->conn, sql)) {
+        s_fail(self, "send failed", PQerrorMessage(self->conn));
+        return;
+    }
+    self->q = q;
+    int r = PQflush(self->conn);
+    if (r < 0) {
+        s_fail(self, "send failed", PQerrorMessage(self->conn));
+    } else if (r > 0) {
+        if (!self->ev_write)
+            self->ev_write = event_new(self->base, PQsocket(self->conn), EV_WRITE,
+                                       s_on_write, self);
+        if (!self->ev_write || event_add(self->ev_write, NULL) != 0)
+            s_fail(self, "send failed", "cannot watch the socket");
+    }
+}
+
+/* Performs what the doorbell machine asked for. */
+static void s_act(db_t *self, bell_action_t a, long delay_ms)
+{
+    switch (a) {
+    case BELL_NONE:
+        break;
+    case BELL_WAIT:
+        s_timer_in(self, delay_ms);
+        break;
+    case BELL_READ_DISARM:
+        evtimer_del(self->timer);
+        s_send(self, Q_READ, SQL_READ_DISARM);
+        break;
+    case BELL_READ:
+        evtimer_del(self->timer);
+        s_send(self, Q_READ, SQL_READ);
+        break;
+    case BELL_ARM:
+        evtimer_del(self->timer);
+        s_send(self, Q_ARM, self->sql_arm);
+        break;
+    }
+}
+
+/* --- results -------------------------------------------------------- */
+
+/* Returns 1 if every result of the query succeeded, else 0 after s_fail(). */
+static int s_results_ok(db_t *self, const char *what)
+{
+    if (self->res_overflow || self->nres == 0) {
+        s_fail(self, what, "unexpected results");
+        return 0;
+    }
+    for (int i = 0; i < self->nres; i++) {
+        ExecStatusType st = PQresultStatus(self->res[i]);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            s_fail(self, what, PQresultErrorMessage(self->res[i]));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static uint64_t s_u64(const PGresult *r, int row, int col)
+{
+    return strtoull(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void s_done_read(db_t *self)
+{
+    if (!s_results_ok(self, "batch read"))
+        return;
+    const PGresult *rx = NULL, *rows = NULL;
+    for (int i = 0; i < self->nres; i++) {
+        if (PQresultStatus(self->res[i]) != PGRES_TUPLES_OK)
+            continue;
+        if (!rx)
+            rx = self->res[i];
+        else
+            rows = self->res[i];
+    }
+    const PGresult *last = self->res[self->nres - 1];
+    if (!rx || !rows || PQntuples(rx) != 1 || PQnfields(rows) != 7 ||
+        strcmp(PQcmdStatus((PGresult *)last), "COMMIT") != 0) {
+        s_fail(self, "batch read", "unexpected result shape or not committed");
+        return;
+    }
+    uint64_t xmin = s_u64(rx, 0, 0);
+    int n = PQntuples(rows);
+    self->backoff_ms = DB_BACKOFF_MIN_MS;   /* the database works */
+    if (n > 0) {
+        uint64_t first = s_u64(rows, 0, 0);
+        self->batches++;
+        self->rows += (uint64_t)n;
+        log_debug("event=batch first_seq=%llu rows=%d", (unsigned long long)first, n);
+        for (int i = 0; i < n; i++) {
+            env_msg_t m;
+            memset(&m, 0, sizeof m);
+            m.seq = first + (uint64_t)i;
+            m.id = strtoll(PQgetvalue(rows, i, 1), NULL, 10);
+            m.nsp = PQgetvalue(rows, i, 2);
+            m.nsp_len = (size_t)PQgetlength(rows, i, 2);
+            m.room = PQgetvalue(rows, i, 3);
+            m.room_len = (size_t)PQgetlength(rows, i, 3);
+            m.event = PQgetvalue(rows, i, 4);
+            m.event_len = (size_t)PQgetlength(rows, i, 4);
+            m.data = PQgetvalue(rows, i, 5);
+            m.data_len = (size_t)PQgetlength(rows, i, 5);
+            m.ts_us = strtoll(PQgetvalue(rows, i, 6), NULL, 10);
+            if (self->cb.on_row)
+                self->cb.on_row(self->cb.ctx, &m);
+        }
+    }
+    s_clear_results(self);
+    if (self->stopping) {
+        s_finish_stop(self);
+        return;
+    }
+    long d = 0;
+    bell_action_t a = bell_on_read(&self->bell, (uint64_t)n, xmin, &d);
+    s_act(self, a, d);
+}
+
+static void s_done_arm(db_t *self)
+{
+    if (!s_results_ok(self, "arm"))
+        return;
+    const PGresult *last = self->res[self->nres - 1];
+    if (PQresultStatus(last) != PGRES_TUPLES_OK || PQntuples(last) != 1) {
+        s_fail(self, "arm", "unexpected result shape");
+        return;
+    }
+    uint64_t xid = s_u64(last, 0, 0);
+    for (int i = 0; i < self->nres; i++) {
+        const char *tag = PQcmdStatus(self->res[i]);
+        if (strncmp(tag, "UPDATE", 6) == 0 && strcmp(PQcmdTuples(self->res[i]), "0") == 0 &&
+            !self->bell_missing_logged) {
+            log_warn("event=bell_missing detail=\"belfry_bell has no row; only the poll timer reads\"");
+            self->bell_missing_logged = 1;
+        }
+    }
+    s_clear_results(self);
+    if (self->stopping) {
+        s_finish_stop(self);
+        return;
+    }
+    long d = 0;
+    bell_action_t a = bell_on_armed(&self->bell, xid, &d);
+    s_act(self, a, d);
+}
+
+static void s_done_lock(db_t *self)
+{
+    if (!s_results_ok(self, "advisory lock"))
+        return;
+    const PGresult *r = self->res[0];
+    int got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    s_clear_results(self);
+    if (self->stopping) {
+        s_finish_stop(self);
+        return;
+    }
+    if (!got) {
+        if (!self->standby)
+            log_info("event=standby retry_ms=%ld", self->cfg.poll_ms);
+        self->standby = 1;
+        self->state = ST_STANDBY;
+        s_timer_in(self, self->cfg.poll_ms);
+        return;
+    }
+    self->standby = 0;
+    log_info("event=leader");
+    self->state = ST_LISTEN;
+    s_send(self, Q_LISTEN, self->sql_listen);
+}
+
+static void s_done_listen(db_t *self)
+{
+    if (!s_results_ok(self, "listen"))
+        return;
+    s_clear_results(self);
+    if (self->stopping) {
+        s_finish_stop(self);
+        return;
+    }
+    self->state = ST_SEED;
+    s_send(self, Q_SEED, SQL_SEED);
+}
+
+static void s_done_seed(db_t *self)
+{
+    if (!s_results_ok(self, "cursor"))
+        return;
+    const PGresult *last = self->res[self->nres - 1];
+    if (self->nres != 2 || PQntuples(last) != 1) {
+        s_fail(self, "cursor", "unexpected result shape");
+        return;
+    }
+    if (strcmp(PQcmdTuples(self->res[0]), "1") == 0)
+        log_info("event=cursor_seeded detail=\"first start: rows committed before now are not streamed\"");
+    uint64_t last_seq = s_u64(last, 0, 0);
+    s_clear_results(self);
+    if (self->stopping) {
+        s_finish_stop(self);
+        return;
+    }
+    if (self->cb.on_position)
+        self->cb.on_position(self->cb.ctx, last_seq);
+    self->state = ST_RUN;
+    log_info("event=ready channel=%s last_seq=%llu", self->cfg.channel,
+             (unsigned long long)last_seq);
+    bell_init(&self->bell, self->cfg.poll_ms);
+    long d = 0;
+    bell_action_t a = bell_start(&self->bell, &d);
+    s_act(self, a, d);
+}
+
+/* The query in flight has delivered all its results. */
+static void s_query_done(db_t *self)
+{
+    s_query_t q = self->q;
+    self->q = Q_NONE;
+    switch (q) {
+    case Q_LOCK:   s_done_lock(self); break;
+    case Q_LISTEN: s_done_listen(self); break;
+    case Q_SEED:   s_done_seed(self); break;
+    case Q_READ:   s_done_read(self); break;
+    case Q_ARM:    s_done_arm(self); break;
+    case Q_NONE:   break;
+    }
+}
+
+/* --- events --------------------------------------------------------- */
+
+static void s_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    db_t *self = arg;
+    (void)fd;
+    (void)what;
+    if (!self->conn)
+        return;
+    if (!PQconsumeInput(self->conn)) {
+        s_fail(self, "connection lost", PQerrorMessage(self->conn));
+        return;
+    }
+    while (self->conn && self->q != Q_NONE && !PQisBusy(self->conn)) {
+        PGresult *r = PQgetResult(self->conn);
+        if (!r) {
+            s_query_done(self);   /* may send the next query, or drop */
+            continue;
+        }
+        if (self->nres < DB_RES_MAX) {
+            self->res[self->nres++] = r;
+        } else {
+            PQclear(r);
+            self->res_overflow = 1;
+        }
+    }
+    if (!self->conn)
+        return;
+    if (PQstatus(self->conn) == CONNECTION_BAD) {
+        s_fail(self, "connection lost", PQerrorMessage(self->conn));
+        return;
+    }
+    int rang = 0;
+    PGnotify *n;
+    while (self->conn && (n = PQnotifies(self->conn)) != NULL) {
+        rang = 1;
+        PQfreemem(n);
+    }
+    if (rang && self->state == ST_RUN && !self->stopping) {
+        long d = 0;
+        bell_action_t a = bell_on_ring(&self->bell, &d);
+        s_act(self, a, d);
+    }
+}
+
+static void s_quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    log_debug("event=pg_notice msg=\"%.200s\"", msg);
+}
+
+/* Builds the per-connection SQL that embeds the channel. 0 or -1. */
+static int s_build_sql(db_t *self)
+{
+    size_t clen = strlen(self->cfg.channel);
+    char *ident = PQescapeIdentifier(self->conn, self->cfg.channel, clen);
+    char *lit = PQescapeLiteral(self->conn, self->cfg.channel, clen);
+    int rc = -1;
+    if (!ident || !lit)
+        goto done;
+    size_t n1 = strlen(ident) + 16, n2 = strlen(lit) + 160;
+    self->sql_listen = malloc(n1);
+    self->sql_arm = malloc(n2);
+    if (!self->sql_listen || !self->sql_arm)
+        goto done;
+    snprintf(self->sql_listen, n1, "LISTEN %s", ident);
+    /* The arm commits first; the xid is taken in a second transaction, so
+     * it is newer than the xid of every writer that read the bell before
+     * the arm became visible. */
+    snprintf(self->sql_arm, n2,
+             "BEGIN; UPDATE belfry_bell SET armed = true, channel = %s; COMMIT;"
+             " SELECT pg_current_xact_id()::text", lit);
+    rc = 0;
+done:
+    if (ident)
+        PQfreemem(ident);
+    if (lit)
+        PQfreemem(lit);
+    return rc;
+}
+
+static void s_connected(db_t *self)
+{
+    evtimer_del(self->timer);
+    s_free_event(&self->ev_conn);
+    PQsetnonblocking(self->conn, 1);
+    PQsetNoticeProcessor(self->conn, s_quiet, NULL);
+    self->ev_sock = event_new(self->base, PQsocket(self->conn), EV_READ | EV_PERSIST,
+                              s_on_read, self);
+    if (!self->ev_sock || event_add(self->ev_sock, NULL) != 0 || s_build_sql(self) < 0) {
+        s_fail(self, "setup", "out of memory");
+        return;
+    }
+    log_info("event=db_connected");
+    if (self->stopping) {
+        s_finish_stop(self);
+        return;
+    }
+    self->state = ST_LOCK;
+    s_send(self, Q_LOCK, SQL_LOCK);
+}
+
+static void s_on_conn(evutil_socket_t fd, short what, void *arg);
+
+static void s_conn_wait(db_t *self, PostgresPollingStatusType p)
+{
+    int fd = PQsocket(self->conn);
+    if (fd < 0) {
+        s_fail(self, "connect", PQerrorMessage(self->conn));
+        return;
+    }
+    s_free_event(&self->ev_conn);
+    self->ev_conn = event_new(self->base, fd,
+                              p == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
+                              s_on_conn, self);
+    if (!self->ev_conn || event_add(self->ev_conn, NULL) != 0)
+        s_fail(self, "connect", "cannot watch the socket");
+}
+
+static void s_on_conn(evutil_socket_t fd, short what, void *arg)
+{
+    db_t *self = arg;
+    (void)fd;
+    (void)what;
+    PostgresPollingStatusType p = PQconnectPoll(self->conn);
+    switch (p) {
+    case PGRES_POLLING_READING:
+    case PGRES_POLLING_WRITING:
+        s_conn_wait(self, p);
+        break;
+    case PGRES_POLLING_OK:
+        s_connected(self);
+        break;
+    default:
+        s_fail(self, "connect", PQerrorMessage(self->conn));
+        break;
+    }
+}
+
+static void s_connect(db_t *self)
+{
+    self->state = ST_CONNECTING;
+    self->conn = PQconnectStart(self->cfg.conninfo);
+    if (!self->conn) {
+        s_fail(self, "connect", "out of memory");
+        return;
+    }
+    if (PQstatus(self->conn) == CONNECTION_BAD) {
+        s_fail(self, "connect", PQerrorMessage(self->conn));
+        return;
+    }
+    s_timer_in(self, DB_CONNECT_TIMEOUT_MS);
+    s_conn_wait(self, PGRES_POLLING_WRITING);
+}
+
+static void s_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    db_t *self = arg;
+    (void)fd;
+    (void)what;
+    switch (self->state) {
+    case ST_DOWN:
+        s_connect(self);
+        break;
+    case ST_CONNECTING:
+        s_fail(self, "connect", "timed out");
+        break;
+    case ST_STANDBY:
+        self->state = ST_LOCK;
+        s_send(self, Q_LOCK, SQL_LOCK);
+        break;
+    case ST_RUN: {
+        long d = 0;
+        bell_action_t a = bell_on_timer(&self->bell, &d);
+        s_act(self, a, d);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* --- public --------------------------------------------------------- */
+
+db_t *db_new(struct event_base *base, const db_config_t *cfg, const db_callbacks_t *cb)
+{
+    db_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->base = base;
+    self->cfg = *cfg;
+    if (self->cfg.poll_ms < 1)
+        self->cfg.poll_ms = 1;
+    self->cb = *cb;
+    self->backoff_ms = DB_BACKOFF_MIN_MS;
+    self->timer = evtimer_new(base, s_on_timer, self);
+    if (!self->timer) {
+        free(self);
+        return NULL;
+    }
+    bell_init(&self->bell, self->cfg.poll_ms);
+    return self;
+}
+
+int db_start(db_t *self)
+{
+    if (self->state != ST_NEW)
+        return -1;
+    s_connect(self);
+    return 0;
+}
+
+void db_stop(db_t *self, void (*done)(void *arg), void *arg)
+{
+    if (self->stopping)
+        return;
+    self->stopping = 1;
+    self->done = done;
+    self->done_arg = arg;
+    if (self->q == Q_NONE)
+        s_finish_stop(self);
+    /* else: the query's completion (or failure) finishes the stop. */
+}
+
+void db_destroy(db_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    db_t *self = *self_p;
+    s_close(self);
+    s_free_event(&self->timer);
+    s_free_event(&self->ev_done);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,248 @@
+/*  belfry-broker - reads the notifications log and fans it out to gateways
+ *
+ *  Design: one libevent loop carries three things: the PostgreSQL connection
+ *  (db.c: leadership, the snapshot cursor and the doorbell), the ZeroMQ PUB
+ *  socket the rows are published on (pub.c), and the ZeroMQ ROUTER socket
+ *  gateways send requests to (rpc.c). Both sockets are bound before the
+ *  database is contacted, so a bad endpoint fails fast (exit 1).
+ *  `--init-schema` applies deploy/sql and exits instead (schema.c).
+ *  SIGINT/SIGTERM: let the query in flight finish (a committed batch is
+ *  still published), close everything, exit 0; a second signal, or 3 s,
+ *  cuts the wait short.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <zmq.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "log.h"
+#include "pub.h"
+#include "rpc.h"
+#include "schema.h"
+
+#define STOP_DEADLINE_S 3
+
+typedef struct {
+    struct event_base *base;
+    pub_t *pub;
+    db_t *db;
+    int stopping;
+    struct event *deadline;
+} broker_t;
+
+static void s_on_row(void *ctx, env_msg_t *m)
+{
+    broker_t *b = ctx;
+    pub_send(b->pub, m);
+}
+
+static void s_on_position(void *ctx, uint64_t last_seq)
+{
+    broker_t *b = ctx;
+    pub_set_last_seq(b->pub, last_seq);
+}
+
+static uint64_t s_last_seq(void *ctx)
+{
+    broker_t *b = ctx;
+    return pub_last_seq(b->pub);
+}
+
+static void s_stopped(void *arg)
+{
+    broker_t *b = arg;
+    event_base_loopbreak(b->base);
+}
+
+static void s_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    log_warn("event=stop_deadline detail=\"query still in flight; aborting it\"");
+    event_base_loopbreak(b->base);
+}
+
+static void s_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    broker_t *b = arg;
+    (void)what;
+    if (b->stopping) {
+        event_base_loopbreak(b->base);
+        return;
+    }
+    b->stopping = 1;
+    log_info("event=stopping signal=%d", (int)sig);
+    struct timeval tv = { STOP_DEADLINE_S, 0 };
+    b->deadline = evtimer_new(b->base, s_on_deadline, b);
+    if (b->deadline)
+        evtimer_add(b->deadline, &tv);
+    db_stop(b->db, s_stopped, b);
+}
+
+/* Directory of the running executable into out; 0 or -1. */
+static int s_exe_dir(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+    if (n <= 0)
+        return -1;
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return 0;
+}
+
+static int s_init_schema(const char *db_url, const char *schema_dir)
+{
+    char dir[PATH_MAX], exe[PATH_MAX], err[1024];
+    if (schema_dir && *schema_dir) {
+        if (strlen(schema_dir) >= sizeof dir) {
+            fprintf(stderr, "belfry-broker: --schema-dir: path too long\n");
+            return 2;
+        }
+        strcpy(dir, schema_dir);
+    } else if (schema_find_dir(s_exe_dir(exe, sizeof exe) == 0 ? exe : NULL,
+                               dir, sizeof dir) < 0) {
+        fprintf(stderr, "belfry-broker: --init-schema: no schema directory found "
+                        "(tried <exe>/../deploy/sql, <exe>/../share/belfry/sql, ./deploy/sql); "
+                        "set --schema-dir\n");
+        return 1;
+    }
+    log_info("event=init_schema dir=%s", dir);
+    if (schema_apply(db_url, dir, err, sizeof err) < 0) {
+        fprintf(stderr, "belfry-broker: --init-schema failed: %s\n", err);
+        log_error("event=init_schema_failed reason=\"%s\"", err);
+        return 1;
+    }
+    log_info("event=init_schema_done");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *db_url = NULL, *pub_bind = NULL, *rpc_bind = NULL, *schema_dir = NULL;
+    char *log_level = NULL, *channel = NULL;
+    long poll_ms = 1000;
+    int init_schema = 0, log_json = 0;
+    const cfg_opt_t opts[] = {
+        { "db", "BELFRY_DB_URL", CFG_STR, &db_url, "",
+          "PostgreSQL conninfo or URL (empty: libpq's PG* environment defaults)", 0, 0 },
+        { "pub", "BELFRY_PUB_BIND", CFG_STR, &pub_bind, "tcp://127.0.0.1:5555",
+          "ZeroMQ PUB endpoint to bind (fan-out to gateways)", 0, 0 },
+        { "rpc", "BELFRY_RPC_BIND", CFG_STR, &rpc_bind, "tcp://127.0.0.1:5556",
+          "ZeroMQ ROUTER endpoint to bind (requests from gateways)", 0, 0 },
+        { "channel", "BELFRY_CHANNEL", CFG_STR, &channel, "belfry",
+          "NOTIFY channel the trigger rings and the broker LISTENs on", 0, 0 },
+        { "poll-interval-ms", "BELFRY_POLL_INTERVAL_MS", CFG_INT, &poll_ms, "1000",
+          "safety-net read interval (and standby retry interval), ms", 10, 3600000 },
+        { "init-schema", NULL, CFG_BOOL, &init_schema, "0",
+          "apply the SQL schema (versioned, idempotent) and exit", 0, 0 },
+        { "schema-dir", "BELFRY_SCHEMA_DIR", CFG_STR, &schema_dir, "",
+          "directory of NNN_*.sql files (default: <exe>/../deploy/sql, "
+          "<exe>/../share/belfry/sql, ./deploy/sql)", 0, 0 },
+        { "log-level", "BELFRY_LOG_LEVEL", CFG_STR, &log_level, "info",
+          "debug, info, warn or error", 0, 0 },
+        { "log-json", "BELFRY_LOG_JSON", CFG_BOOL, &log_json, "0",
+          "log one JSON object per line", 0, 0 },
+    };
+    int rc = cfg_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "belfry-broker",
+                       "Streams committed rows of the notifications table to gateways.");
+    if (rc == 1)
+        return 0;
+    if (rc < 0)
+        return 2;
+
+    log_init("broker");
+    log_level_t lvl;
+    if (log_parse_level(log_level, &lvl) < 0) {
+        fprintf(stderr, "belfry-broker: --log-level (BELFRY_LOG_LEVEL): "
+                        "must be debug, info, warn or error, got \"%s\"\n", log_level);
+        return 2;
+    }
+    log_set_level(lvl);
+    log_set_json(log_json);
+    size_t clen = strlen(channel);
+    if (clen == 0 || clen > 63) {
+        fprintf(stderr, "belfry-broker: --channel (BELFRY_CHANNEL): "
+                        "must be 1 to 63 bytes long\n");
+        return 2;
+    }
+
+    if (init_schema)
+        return s_init_schema(db_url, schema_dir);
+
+    char redacted[1024];
+    log_redact_url(db_url, redacted, sizeof redacted);
+    log_info("event=start db=\"%s\" pub=%s rpc=%s channel=%s poll_ms=%ld",
+             redacted, pub_bind, rpc_bind, channel, poll_ms);
+
+    signal(SIGPIPE, SIG_IGN);
+    broker_t b;
+    memset(&b, 0, sizeof b);
+    void *zctx = NULL;
+    rpc_t *rpc = NULL;
+    struct event *sigint = NULL, *sigterm = NULL;
+    char err[512];
+    int exit_code = 1;
+
+    b.base = event_base_new();
+    zctx = zmq_ctx_new();
+    if (!b.base || !zctx) {
+        log_error("event=fatal reason=\"cannot create the event loop or ZeroMQ context\"");
+        goto done;
+    }
+    b.pub = pub_new(zctx, pub_bind, err, sizeof err);
+    if (!b.pub) {
+        fprintf(stderr, "belfry-broker: --pub: %s\n", err);
+        log_error("event=fatal reason=\"%s\"", err);
+        goto done;
+    }
+    rpc = rpc_new(b.base, zctx, rpc_bind, s_last_seq, &b, err, sizeof err);
+    if (!rpc) {
+        fprintf(stderr, "belfry-broker: --rpc: %s\n", err);
+        log_error("event=fatal reason=\"%s\"", err);
+        goto done;
+    }
+    db_config_t dcfg = { db_url, channel, poll_ms };
+    db_callbacks_t dcb = { s_on_row, s_on_position, &b };
+    b.db = db_new(b.base, &dcfg, &dcb);
+    sigint = evsignal_new(b.base, SIGINT, s_on_signal, &b);
+    sigterm = evsignal_new(b.base, SIGTERM, s_on_signal, &b);
+    if (!b.db || !sigint || !sigterm || evsignal_add(sigint, NULL) != 0 ||
+        evsignal_add(sigterm, NULL) != 0) {
+        log_error("event=fatal reason=\"out of memory\"");
+        goto done;
+    }
+    log_info("event=bound pub=%s rpc=%s", pub_bind, rpc_bind);
+    db_start(b.db);
+    event_base_dispatch(b.base);
+    log_info("event=stopped published=%llu publish_errors=%llu rpc_requests=%llu rpc_malformed=%llu",
+             (unsigned long long)pub_sent_count(b.pub), (unsigned long long)pub_error_count(b.pub),
+             (unsigned long long)rpc_request_count(rpc), (unsigned long long)rpc_malformed_count(rpc));
+    exit_code = 0;
+done:
+    db_destroy(&b.db);
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    if (b.deadline)
+        event_free(b.deadline);
+    rpc_destroy(&rpc);
+    pub_destroy(&b.pub);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    if (b.base)
+        event_base_free(b.base);
+    return exit_code;
+}

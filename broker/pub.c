@@ -1,0 +1,167 @@
+/*  pub - the fan-out side of the broker: a ZeroMQ PUB socket
+ *
+ *  Design: one scratch topic buffer and one msgpack sbuffer are reused for
+ *  every message, so publishing allocates only when a room is first seen.
+ *  A PUB socket never blocks (at the high-water mark it drops), so sends use
+ *  ZMQ_DONTWAIT and an error is counted, not retried.
+ */
+#include "pub.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "map.h"
+
+struct pub {
+    void *sock;             /* ZMQ_PUB */
+    map_t *rooms;           /* topic -> uint64_t * (last seq published there) */
+    char *topic;            /* scratch topic buffer */
+    size_t topic_cap;       /* its capacity */
+    msgpack_sbuffer sb;     /* scratch envelope buffer */
+    uint64_t last_seq;      /* last seq published (or the start position) */
+    uint64_t sent, errors;  /* counters */
+};
+
+pub_t *pub_new(void *zctx, const char *endpoint, char *err, size_t errcap)
+{
+    pub_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    msgpack_sbuffer_init(&self->sb);
+    self->rooms = map_new();
+    self->sock = zmq_socket(zctx, ZMQ_PUB);
+    if (!self->rooms || !self->sock) {
+        snprintf(err, errcap, "cannot create PUB socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int hwm = PUB_SNDHWM, linger = 0;
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(self->sock, endpoint) != 0) {
+        snprintf(err, errcap, "cannot bind PUB socket to %s: %s", endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    return self;
+fail:
+    pub_destroy(&self);
+    return NULL;
+}
+
+static void s_clear_rooms(map_t *rooms)
+{
+    size_t pos = 0;
+    const void *k;
+    size_t klen;
+    void *v;
+    while (map_next(rooms, &pos, &k, &klen, &v))
+        free(v);
+}
+
+void pub_destroy(pub_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pub_t *self = *self_p;
+    if (self->sock) {
+        int linger = 0;
+        zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(self->sock);
+    }
+    if (self->rooms) {
+        s_clear_rooms(self->rooms);
+        map_destroy(&self->rooms);
+    }
+    free(self->topic);
+    msgpack_sbuffer_destroy(&self->sb);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Returns the room's prev slot (creating it), or NULL on allocation failure. */
+static uint64_t *s_room_slot(pub_t *self, const char *topic, size_t len)
+{
+    uint64_t *slot = map_get(self->rooms, topic, len);
+    if (slot)
+        return slot;
+    if (map_size(self->rooms) >= PUB_ROOMS_MAX) {
+        log_warn("event=rooms_reset rooms=%zu reason=cap", map_size(self->rooms));
+        s_clear_rooms(self->rooms);
+        map_destroy(&self->rooms);
+        self->rooms = map_new();
+        if (!self->rooms)
+            return NULL;
+    }
+    slot = calloc(1, sizeof *slot);
+    if (!slot)
+        return NULL;
+    if (map_put(self->rooms, topic, len, slot) < 0) {
+        free(slot);
+        return NULL;
+    }
+    return slot;
+}
+
+int pub_send(pub_t *self, env_msg_t *m)
+{
+    size_t need = m->nsp_len + m->room_len + 2;
+    if (need > self->topic_cap) {
+        size_t cap = need < 256 ? 256 : need * 2;
+        char *t = realloc(self->topic, cap);
+        if (!t)
+            goto fail;
+        self->topic = t;
+        self->topic_cap = cap;
+    }
+    int tlen = env_topic(self->topic, self->topic_cap, m->nsp, m->nsp_len, m->room, m->room_len);
+    if (tlen < 0)
+        goto fail;
+    uint64_t *slot = self->rooms ? s_room_slot(self, self->topic, (size_t)tlen) : NULL;
+    m->prev = slot ? *slot : 0;
+    if (slot)
+        *slot = m->seq;
+    if (m->seq > self->last_seq)
+        self->last_seq = m->seq;
+
+    self->sb.size = 0;
+    if (env_encode(&self->sb, m) < 0)
+        goto fail;
+    if (zmq_send(self->sock, self->topic, (size_t)tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->sock, self->sb.data, self->sb.size, ZMQ_DONTWAIT) < 0)
+        goto fail;
+    self->sent++;
+    return 0;
+fail:
+    self->errors++;
+    log_warn("event=publish_error seq=%llu id=%lld errno=%d",
+             (unsigned long long)m->seq, (long long)m->id, errno);
+    return -1;
+}
+
+uint64_t pub_last_seq(const pub_t *self)
+{
+    return self->last_seq;
+}
+
+void pub_set_last_seq(pub_t *self, uint64_t seq)
+{
+    if (seq > self->last_seq)
+        self->last_seq = seq;
+}
+
+uint64_t pub_sent_count(const pub_t *self)
+{
+    return self->sent;
+}
+
+uint64_t pub_error_count(const pub_t *self)
+{
+    return self->errors;
+}
