@@ -38,7 +38,7 @@ TEST_BIN    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIB         := $(BUILD)/libbelfry.a
 
 
-.PHONY: all test test-integration check bench fuzz clean
+.PHONY: all test test-integration check bench fuzz fuzz-build clean
 all: $(BUILD)/belfry-broker $(BUILD)/belfry-gateway
 
 $(BUILD)/obj/%.o: %.c
@@ -73,7 +73,34 @@ test-integration: all
 check:
 	@sh tests/run-all.sh
 
+# ---- benchmarks (tests/bench/) --------------------------------------------
+# Each tests/bench/<name>.c is one program, linked with the shared library.
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+bench: all $(BENCH_BIN)
+	@BELFRY_BUILD=$(BUILD) sh tests/bench/run.sh
+
+# ---- fuzzing (tests/fuzz/, clang libFuzzer with ASan+UBSan) ---------------
+# Each tests/fuzz/fuzz_<name>.c defines LLVMFuzzerTestOneInput; corpora live in
+# tests/fuzz/corpus/<name>/. FUZZ_SECONDS per target (default 60).
+FUZZ_CC     ?= clang
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_SRC := $(LIB_SRC) $(filter-out gateway/main.c,$(GATEWAY_SRC))
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) $< $(FUZZ_LIB_SRC) $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
