@@ -101,6 +101,7 @@ struct db {
     struct event *timer;        /* reconnect / connect timeout / standby / bell */
     long backoff_ms;            /* next reconnect delay */
     int standby;                /* logged event=standby for this stretch */
+    int leading;                /* told the caller on_leader(1) */
     int bell_missing_logged;    /* warned that belfry_bell has no row */
     bell_t bell;                /* the doorbell machine (RUN) */
     char *sql_listen;           /* LISTEN "<channel>" */
@@ -171,6 +172,11 @@ static void s_close(db_t *self)
     self->sql_listen = self->sql_arm = NULL;
     self->q = Q_NONE;
     bell_init(&self->bell, self->cfg.poll_ms);
+    if (self->leading) {
+        self->leading = 0;
+        if (self->cb.on_leader)
+            self->cb.on_leader(self->cb.ctx, 0);
+    }
 }
 
 static void s_on_done(evutil_socket_t fd, short what, void *arg)
@@ -440,6 +446,9 @@ static void s_done_seed(db_t *self)
     }
     if (self->cb.on_position)
         self->cb.on_position(self->cb.ctx, last_seq);
+    self->leading = 1;
+    if (self->cb.on_leader)
+        self->cb.on_leader(self->cb.ctx, 1);
     self->state = ST_RUN;
     log_info("event=ready channel=%s last_seq=%llu", self->cfg.channel,
              (unsigned long long)last_seq);

@@ -38,8 +38,12 @@ typedef struct {
     /* One committed row, in seq order. m->prev is 0 (the publisher fills
      * it); the strings point into a result freed after the call returns. */
     void (*on_row)(void *ctx, env_msg_t *m);
-    /* At each start of leadership: the last seq recorded in the database. */
+    /* At each start of leadership (LISTENing, cursor loaded): the last seq
+     * recorded in the database. */
     void (*on_position)(void *ctx, uint64_t last_seq);
+    /* Leadership changes: 1 right after on_position, 0 when the connection
+     * that held the lock is closed. */
+    void (*on_leader)(void *ctx, int leading);
     void *ctx;
 } db_callbacks_t;
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,6 +37,9 @@ typedef struct {
     db_t *db;
     int stopping;
     struct event *deadline;
+    int leading;            /* leads and reads (for ping) */
+    unsigned terms;         /* how many times it became leader */
+    char epoch[48];         /* changes with each start of leadership */
 } broker_t;
 
 static void s_on_row(void *ctx, env_msg_t *m)
@@ -50,10 +54,28 @@ static void s_on_position(void *ctx, uint64_t last_seq)
     pub_set_last_seq(b->pub, last_seq);
 }
 
-static uint64_t s_last_seq(void *ctx)
+static void s_on_leader(void *ctx, int leading)
 {
     broker_t *b = ctx;
-    return pub_last_seq(b->pub);
+    b->leading = leading;
+    if (leading) {
+        /* Unique per leadership term: pid, start time, term number. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        b->terms++;
+        snprintf(b->epoch, sizeof b->epoch, "%lx-%llx-%u", (unsigned long)getpid(),
+                 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000,
+                 b->terms);
+        log_info("event=epoch epoch=%s", b->epoch);
+    }
+}
+
+static void s_status(void *ctx, rpc_status_t *st)
+{
+    broker_t *b = ctx;
+    st->seq = pub_last_seq(b->pub);
+    st->leader = b->leading;
+    st->epoch = b->epoch;
 }
 
 static void s_stopped(void *arg)
@@ -207,14 +229,14 @@ int main(int argc, char **argv)
         log_error("event=fatal reason=\"%s\"", err);
         goto done;
     }
-    rpc = rpc_new(b.base, zctx, rpc_bind, s_last_seq, &b, err, sizeof err);
+    rpc = rpc_new(b.base, zctx, rpc_bind, s_status, &b, err, sizeof err);
     if (!rpc) {
         fprintf(stderr, "belfry-broker: --rpc: %s\n", err);
         log_error("event=fatal reason=\"%s\"", err);
         goto done;
     }
     db_config_t dcfg = { db_url, channel, poll_ms };
-    db_callbacks_t dcb = { s_on_row, s_on_position, &b };
+    db_callbacks_t dcb = { s_on_row, s_on_position, s_on_leader, &b };
     b.db = db_new(b.base, &dcfg, &dcb);
     sigint = evsignal_new(b.base, SIGINT, s_on_signal, &b);
     sigterm = evsignal_new(b.base, SIGTERM, s_on_signal, &b);

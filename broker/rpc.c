@@ -24,8 +24,8 @@
 struct rpc {
     void *sock;             /* ZMQ_ROUTER */
     struct event *ev;       /* EV_READ on its ZMQ_FD */
-    rpc_seq_fn seq_fn;      /* source of the ping reply's seq */
-    void *seq_ctx;          /* its argument */
+    rpc_status_fn status_fn; /* source of the ping reply's fields */
+    void *status_ctx;       /* its argument */
     msgpack_sbuffer sb;     /* reply scratch buffer */
     uint64_t requests;      /* requests answered */
     uint64_t malformed;     /* messages refused */
@@ -45,7 +45,7 @@ static int s_key_is(const msgpack_object *o, const char *k)
            memcmp(o->via.str.ptr, k, n) == 0;
 }
 
-int rpc_handle(const void *req, size_t len, uint64_t last_seq,
+int rpc_handle(const void *req, size_t len, const rpc_status_t *st,
                msgpack_sbuffer *out, int *is_error)
 {
     msgpack_unpacked u;
@@ -76,7 +76,7 @@ int rpc_handle(const void *req, size_t len, uint64_t last_seq,
         error = "bad request";
     else if (!s_key_is(op, "ping"))
         error = "unknown op";
-    msgpack_pack_map(&pk, error ? 2 : 3);
+    msgpack_pack_map(&pk, error ? 2 : 5);
     s_pack_key(&pk, "id");
     if (id->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         msgpack_pack_uint64(&pk, id->via.u64);
@@ -89,7 +89,14 @@ int rpc_handle(const void *req, size_t len, uint64_t last_seq,
         s_pack_key(&pk, "ok");
         msgpack_pack_true(&pk);
         s_pack_key(&pk, "seq");
-        msgpack_pack_uint64(&pk, last_seq);
+        msgpack_pack_uint64(&pk, st->seq);
+        s_pack_key(&pk, "leader");
+        if (st->leader)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+        s_pack_key(&pk, "epoch");
+        s_pack_key(&pk, st->epoch ? st->epoch : "");
     }
     *is_error = error != NULL;
     rc = 0;
@@ -133,9 +140,11 @@ static int s_serve_one(rpc_t *self)
         goto done;
     }
     int is_error = 0;
+    rpc_status_t st = { 0, 0, "" };
+    self->status_fn(self->status_ctx, &st);
     self->sb.size = 0;
     if (rpc_handle(zmq_msg_data(&parts[body_i]), zmq_msg_size(&parts[body_i]),
-                   self->seq_fn(self->seq_ctx), &self->sb, &is_error) < 0) {
+                   &st, &self->sb, &is_error) < 0) {
         self->malformed++;
         log_warn("event=rpc_malformed reason=body bytes=%zu", zmq_msg_size(&parts[body_i]));
         goto done;
@@ -179,7 +188,7 @@ static void s_on_event(evutil_socket_t fd, short what, void *arg)
 }
 
 rpc_t *rpc_new(struct event_base *base, void *zctx, const char *endpoint,
-               rpc_seq_fn seq_fn, void *seq_ctx, char *err, size_t errcap)
+               rpc_status_fn status_fn, void *status_ctx, char *err, size_t errcap)
 {
     rpc_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -187,8 +196,8 @@ rpc_t *rpc_new(struct event_base *base, void *zctx, const char *endpoint,
         return NULL;
     }
     msgpack_sbuffer_init(&self->sb);
-    self->seq_fn = seq_fn;
-    self->seq_ctx = seq_ctx;
+    self->status_fn = status_fn;
+    self->status_ctx = status_ctx;
     self->sock = zmq_socket(zctx, ZMQ_ROUTER);
     if (!self->sock) {
         snprintf(err, errcap, "cannot create ROUTER socket: %s", zmq_strerror(errno));

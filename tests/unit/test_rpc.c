@@ -21,6 +21,8 @@ static const msgpack_object *s_get(const msgpack_unpacked *u, const char *key)
     return NULL;
 }
 
+static const rpc_status_t st1 = { 1, 0, "" };
+
 static void s_req(msgpack_sbuffer *sb, const char *op, int with_id, int64_t id)
 {
     msgpack_packer pk;
@@ -46,14 +48,37 @@ TEST(ping_replies_ok_with_last_seq)
     int is_err = -1;
     s_req(&req, "ping", 1, 42);
     msgpack_sbuffer_init(&out);
-    CHECK_EQ_INT(rpc_handle(req.data, req.size, 12345, &out, &is_err), 0);
+    rpc_status_t st = { 12345, 1, "e1" };
+    CHECK_EQ_INT(rpc_handle(req.data, req.size, &st, &out, &is_err), 0);
     CHECK_EQ_INT(is_err, 0);
     CHECK_EQ_INT(s_unpack_map(&out, &u), 0);
     const msgpack_object *id = s_get(&u, "id"), *ok = s_get(&u, "ok"), *seq = s_get(&u, "seq");
     CHECK(id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER && id->via.u64 == 42);
     CHECK(ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean);
     CHECK(seq && seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER && seq->via.u64 == 12345);
+    const msgpack_object *leader = s_get(&u, "leader"), *epoch = s_get(&u, "epoch");
+    CHECK(leader && leader->type == MSGPACK_OBJECT_BOOLEAN && leader->via.boolean);
+    CHECK(epoch && epoch->type == MSGPACK_OBJECT_STR);
+    CHECK_EQ_MEM(epoch->via.str.ptr, epoch->via.str.size, "e1");
     CHECK(s_get(&u, "error") == NULL);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&req);
+    msgpack_sbuffer_destroy(&out);
+}
+
+TEST(standby_ping_says_not_leader)
+{
+    msgpack_sbuffer req, out;
+    msgpack_unpacked u;
+    int is_err = -1;
+    s_req(&req, "ping", 1, 1);
+    msgpack_sbuffer_init(&out);
+    CHECK_EQ_INT(rpc_handle(req.data, req.size, &st1, &out, &is_err), 0);
+    CHECK_EQ_INT(is_err, 0);
+    CHECK_EQ_INT(s_unpack_map(&out, &u), 0);
+    const msgpack_object *leader = s_get(&u, "leader"), *epoch = s_get(&u, "epoch");
+    CHECK(leader && leader->type == MSGPACK_OBJECT_BOOLEAN && !leader->via.boolean);
+    CHECK(epoch && epoch->type == MSGPACK_OBJECT_STR && epoch->via.str.size == 0);
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&req);
     msgpack_sbuffer_destroy(&out);
@@ -66,7 +91,7 @@ TEST(unknown_op_gets_error_with_id)
     int is_err = 0;
     s_req(&req, "explode", 1, -3);
     msgpack_sbuffer_init(&out);
-    CHECK_EQ_INT(rpc_handle(req.data, req.size, 1, &out, &is_err), 0);
+    CHECK_EQ_INT(rpc_handle(req.data, req.size, &st1, &out, &is_err), 0);
     CHECK_EQ_INT(is_err, 1);
     CHECK_EQ_INT(s_unpack_map(&out, &u), 0);
     const msgpack_object *id = s_get(&u, "id"), *e = s_get(&u, "error");
@@ -86,7 +111,7 @@ TEST(missing_op_is_bad_request)
     int is_err = 0;
     s_req(&req, NULL, 1, 5);
     msgpack_sbuffer_init(&out);
-    CHECK_EQ_INT(rpc_handle(req.data, req.size, 1, &out, &is_err), 0);
+    CHECK_EQ_INT(rpc_handle(req.data, req.size, &st1, &out, &is_err), 0);
     CHECK_EQ_INT(is_err, 1);
     CHECK_EQ_INT(s_unpack_map(&out, &u), 0);
     const msgpack_object *e = s_get(&u, "error");
@@ -104,28 +129,28 @@ TEST(malformed_bodies_get_no_reply)
     msgpack_sbuffer_init(&out);
     /* no id */
     s_req(&req, "ping", 0, 0);
-    CHECK_EQ_INT(rpc_handle(req.data, req.size, 1, &out, &is_err), -1);
+    CHECK_EQ_INT(rpc_handle(req.data, req.size, &st1, &out, &is_err), -1);
     /* every truncation of a valid request */
     msgpack_sbuffer_destroy(&req);
     s_req(&req, "ping", 1, 1);
     for (size_t n = 0; n < req.size; n++)
-        CHECK_EQ_INT(rpc_handle(req.data, n, 1, &out, &is_err), -1);
+        CHECK_EQ_INT(rpc_handle(req.data, n, &st1, &out, &is_err), -1);
     /* trailing garbage after a valid request */
     char buf[256];
     memcpy(buf, req.data, req.size);
     buf[req.size] = (char)0xc0;
-    CHECK_EQ_INT(rpc_handle(buf, req.size + 1, 1, &out, &is_err), -1);
+    CHECK_EQ_INT(rpc_handle(buf, req.size + 1, &st1, &out, &is_err), -1);
     /* not a map, invalid byte, a string id */
     const char arr[] = { (char)0x93, 1, 2, 3 };
-    CHECK_EQ_INT(rpc_handle(arr, sizeof arr, 1, &out, &is_err), -1);
+    CHECK_EQ_INT(rpc_handle(arr, sizeof arr, &st1, &out, &is_err), -1);
     const char bad[] = { (char)0xc1 };
-    CHECK_EQ_INT(rpc_handle(bad, sizeof bad, 1, &out, &is_err), -1);
+    CHECK_EQ_INT(rpc_handle(bad, sizeof bad, &st1, &out, &is_err), -1);
     const char strid[] = { (char)0x81, (char)0xa2, 'i', 'd', (char)0xa1, '7' };
-    CHECK_EQ_INT(rpc_handle(strid, sizeof strid, 1, &out, &is_err), -1);
+    CHECK_EQ_INT(rpc_handle(strid, sizeof strid, &st1, &out, &is_err), -1);
     CHECK_EQ_INT(out.size, 0);     /* nothing written for any of them */
     msgpack_sbuffer_destroy(&req);
     msgpack_sbuffer_destroy(&out);
 }
 
-TEST_MAIN(ping_replies_ok_with_last_seq, unknown_op_gets_error_with_id,
+TEST_MAIN(ping_replies_ok_with_last_seq, standby_ping_says_not_leader, unknown_op_gets_error_with_id,
           missing_op_is_bad_request, malformed_bodies_get_no_reply)
