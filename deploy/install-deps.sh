@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# deploy/install-deps.sh — installs, on Debian 12, the packages Belfry needs
+# to build, run and test, and only those missing (dpkg-query first, so a
+# machine that has everything costs no apt-get at all). Run as root, or as a
+# user with sudo. Usage: bash deploy/install-deps.sh [--no-node]
+set -u
+want_node=1
+[ "${1:-}" = "--no-node" ] && want_node=0
+
+DEBS="build-essential pkg-config libevent-dev libzmq3-dev libmsgpack-dev libjansson-dev
+      libssl-dev libpq-dev postgresql python3-socketio python3-websocket"
+missing=""
+for p in $DEBS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ "$want_node" -eq 1 ]; then
+    # Node.js may come from another package than Debian's (e.g. a 20.x build
+    # that bundles npm); the commands are what matter.
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+$SUDO apt-get update -q || { echo "apt-get update failed" >&2; exit 1; }
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing || { echo "apt-get install failed" >&2; exit 1; }
