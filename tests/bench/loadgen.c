@@ -1,0 +1,1155 @@
+/*  loadgen - Socket.IO-over-WebSocket load generator for the benchmarks
+ *
+ *  Opens N connections straight to the WebSocket transport
+ *  (GET /socket.io/?EIO=4&transport=websocket, no polling), each one
+ *  authenticating with its own HS256 JWT (sub = a user id from a range) in
+ *  the CONNECT auth payload, answers Engine.IO pings, and for every EVENT
+ *  whose payload carries "ts" (µs since the epoch, the commit time) records
+ *  now - ts into a log-linear histogram. A payload may also carry "c" (the
+ *  injector stream) and "n" (the row's number within that stream and room):
+ *  per connection and stream the numbers must follow 1, 2, 3..., so a jump is
+ *  counted as lost messages and a repeat or step back as a duplicate.
+ *
+ *  Design: one parent process forks --procs workers and only supervises
+ *  them; each worker runs one libevent loop over its share of connections,
+ *  spread over the source addresses of --src-addrs (bind() with
+ *  IP_BIND_ADDRESS_NO_PORT before connect(), so each address has its own
+ *  ephemeral ports) and the --target gateways. A worker writes a small
+ *  progress record to its pipe every 100 ms and its whole result (counters,
+ *  histogram, getrusage) when told to stop (SIGUSR1); the parent adds them up
+ *  and prints one JSON object on stdout. The parent ends the run when
+ *  --duration is over, when --expect messages have arrived, when no message
+ *  arrived for --idle-ms after the first one, on SIGTERM/SIGINT, or when the
+ *  mode's work is done (connect: all handshakes done; storm: all
+ *  reconnected). Workers die with the parent (PR_SET_PDEATHSIG) and have a
+ *  deadline of their own, so a run always ends.
+ *
+ *  Modes: hold (connect, then receive until the end), connect (measure
+ *  handshakes per second: WS upgrade + EIO open + SIO CONNECT ack), storm
+ *  (connect, then drop every connection at once and reconnect with
+ *  {"pid","offset"} in the auth payload when the server gave them).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "cfg.h"
+#include "jwt.h"
+#include "ws.h"
+
+#define LG_MAX_PROCS    64
+#define LG_MAX_ADDRS    256
+#define LG_MAX_TARGETS  64
+#define LG_STREAMS      16          /* injector streams tracked per connection ("c") */
+#define LG_HEAD_MAX     4096        /* cap of the HTTP response head */
+#define LG_MAX_MESSAGE  (1 << 20)   /* cap of one WebSocket message */
+#define LG_RDBUF        65536
+#define LG_TICK_US      100000
+#define LG_ID_MAX       64          /* pid / offset strings kept for recovery */
+
+/* Log-linear histogram: values < 64 exactly, then 64 sub-buckets per power
+ * of two (about 1.5 % resolution) up to 2^40 µs. */
+#define H_SUB      64
+#define H_MAXLOG   40
+#define H_BUCKETS  (H_SUB + (H_MAXLOG - 6 + 1) * H_SUB)
+
+enum { MODE_HOLD, MODE_CONNECT, MODE_STORM };
+enum { ST_IDLE, ST_CONNECTING, ST_HEAD, ST_OPEN_WAIT, ST_SIO_WAIT, ST_READY, ST_CLOSED };
+enum { MSG_PROGRESS = 1, MSG_FINAL = 2 };
+
+/* One record from a worker to the parent; the histogram only in MSG_FINAL. */
+typedef struct {
+    int type;
+    int phase_done;             /* initial connect phase over (all attempted, none pending) */
+    int storm_done;             /* storm reconnect phase over */
+    uint64_t connected;         /* connections open and connected now */
+    uint64_t handshakes;        /* completed handshakes (initial phase) */
+    uint64_t failed;            /* connection attempts that failed */
+    uint64_t dropped;           /* connected sessions closed by the server or an error */
+    uint64_t messages;
+    uint64_t lost, dups;        /* by the "n" sequence per stream */
+    uint64_t no_ts;             /* events without a "ts" */
+    int64_t t_first_start, t_last_hs;      /* initial handshakes: first start, last done (µs) */
+    int64_t t_first_msg, t_last_msg;
+    int64_t t_storm_start, t_storm_end;
+    uint64_t storm_reconnected, storm_recovered, storm_failed;
+    uint64_t lat_max, lat_sum;
+    double cpu_s;
+    uint64_t hist[H_BUCKETS];
+} lg_report_t;
+
+#define LG_HDR_SIZE offsetof(lg_report_t, hist)
+
+typedef struct worker worker_t;
+
+typedef struct {
+    worker_t *w;
+    int idx;                    /* global index: user id, source address, target */
+    int fd;
+    int state;
+    struct event *rev, *wev;    /* read (persistent), write (while connecting or blocked) */
+    ws_parser_t wp;
+    char *head;                 /* response head while in ST_HEAD */
+    size_t head_len;
+    uint8_t *out;               /* unsent bytes */
+    size_t out_len;
+    char *token;
+    int64_t t_start;
+    int in_storm;               /* this attempt is a storm reconnect */
+    int stormed;                /* dropped by the storm: reconnect it */
+    char pid[LG_ID_MAX], offset[LG_ID_MAX];
+    uint32_t lastn[LG_STREAMS];
+} conn_t;
+
+struct worker {
+    struct event_base *base;
+    struct event *tick, *sig_stop, *sig_storm;
+    conn_t *conns;
+    int n, first;               /* connections of this worker, global index of the first */
+    int next;                   /* next connection to open in the current phase */
+    int inflight;
+    int phase;                  /* 0 initial, 1 holding, 2 storm reconnect, 3 storm done */
+    int pipe_fd;
+    int64_t deadline;
+    lg_report_t r;
+};
+
+/* Settings (cfg). */
+static char *o_target, *o_src, *o_secret, *o_nsp, *o_mode, *o_ready_file, *o_path;
+static long o_conns, o_procs, o_user_base, o_users, o_duration, o_inflight, o_expect,
+            o_idle_ms, o_max_conns, o_storm_wait_ms;
+static struct sockaddr_in g_src[LG_MAX_ADDRS], g_dst[LG_MAX_TARGETS];
+static int g_nsrc, g_ndst, g_mode;
+static char g_nsp[128];
+static uint8_t g_rdbuf[LG_RDBUF];
+static volatile sig_atomic_t g_parent_stop;
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static unsigned s_hbucket(uint64_t v)
+{
+    if (v < H_SUB)
+        return (unsigned)v;
+    int k = 63 - __builtin_clzll(v);
+    if (k > H_MAXLOG)
+        return H_BUCKETS - 1;
+    unsigned shift = (unsigned)k - 6;
+    return H_SUB + (unsigned)(k - 6) * H_SUB + (unsigned)((v >> shift) - H_SUB);
+}
+
+/* The highest value a bucket holds (what a percentile reports). */
+static uint64_t s_hvalue(unsigned b)
+{
+    if (b < H_SUB)
+        return b;
+    unsigned k = (b - H_SUB) / H_SUB + 6, sub = (b - H_SUB) % H_SUB + H_SUB;
+    return (((uint64_t)sub + 1) << (k - 6)) - 1;
+}
+
+static uint64_t s_percentile(const uint64_t *h, uint64_t total, double q, uint64_t max)
+{
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)total + 0.999999), seen = 0;
+    if (want < 1)
+        want = 1;
+    for (unsigned b = 0; b < H_BUCKETS; b++) {
+        seen += h[b];
+        if (seen >= want) {
+            uint64_t v = s_hvalue(b);
+            return v < max ? v : max;
+        }
+    }
+    return max;
+}
+
+/* ---- parsing the settings ------------------------------------------------ */
+
+static int s_parse_addr(const char *s, size_t n, int port_required, struct sockaddr_in *out)
+{
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    char *colon = strrchr(tmp, ':');
+    if (colon) {
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        if (*end || p <= 0 || p > 65535)
+            return -1;
+        out->sin_port = htons((uint16_t)p);
+        *colon = '\0';
+    } else if (port_required) {
+        return -1;
+    }
+    return inet_pton(AF_INET, tmp, &out->sin_addr) == 1 ? 0 : -1;
+}
+
+/* "127.0.0.1:8080,127.0.0.1:8081" */
+static int s_parse_targets(const char *s)
+{
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (g_ndst == LG_MAX_TARGETS || s_parse_addr(s, n, 1, &g_dst[g_ndst]) < 0)
+            return -1;
+        g_ndst++;
+        s += n + (e ? 1 : 0);
+    }
+    return g_ndst > 0 ? 0 : -1;
+}
+
+/* "127.0.0.2-127.0.0.20" or "127.0.0.1" or a comma list of either. */
+static int s_parse_srcs(const char *s)
+{
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        const char *dash = memchr(s, '-', n);
+        struct sockaddr_in a, b;
+        if (dash) {
+            if (s_parse_addr(s, (size_t)(dash - s), 0, &a) < 0 ||
+                s_parse_addr(dash + 1, n - (size_t)(dash - s) - 1, 0, &b) < 0)
+                return -1;
+        } else {
+            if (s_parse_addr(s, n, 0, &a) < 0)
+                return -1;
+            b = a;
+        }
+        uint32_t lo = ntohl(a.sin_addr.s_addr), hi = ntohl(b.sin_addr.s_addr);
+        if (hi < lo)
+            return -1;
+        for (uint32_t x = lo; x <= hi; x++) {
+            if (g_nsrc == LG_MAX_ADDRS)
+                return -1;
+            memset(&g_src[g_nsrc], 0, sizeof g_src[g_nsrc]);
+            g_src[g_nsrc].sin_family = AF_INET;
+            g_src[g_nsrc].sin_addr.s_addr = htonl(x);
+            g_nsrc++;
+        }
+        s += n + (e ? 1 : 0);
+    }
+    return g_nsrc > 0 ? 0 : -1;
+}
+
+/* ---- one connection ------------------------------------------------------- */
+
+static void s_conn_read(evutil_socket_t fd, short what, void *arg);
+static void s_conn_write(evutil_socket_t fd, short what, void *arg);
+static void s_open_more(worker_t *w);
+
+/* Ends a connection. failed: it never got connected (counts as a failure);
+ * otherwise a connected session ended (counts as dropped unless planned). */
+static void s_conn_close(conn_t *c, int failed, int planned)
+{
+    worker_t *w = c->w;
+    int was_ready = c->state == ST_READY;
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    c->rev = c->wev = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    ws_parser_free(&c->wp);
+    free(c->head);
+    c->head = NULL;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = 0;
+    if (was_ready) {
+        w->r.connected--;
+        if (!planned)
+            w->r.dropped++;
+    } else if (c->state != ST_CLOSED && c->state != ST_IDLE) {
+        w->inflight--;
+        if (failed) {
+            if (c->in_storm)
+                w->r.storm_failed++;
+            else
+                w->r.failed++;
+        }
+    }
+    c->state = ST_CLOSED;
+}
+
+/* Queues bytes; writes at once when nothing is pending. 0, or -1 (closed). */
+static int s_conn_send(conn_t *c, const void *data, size_t len)
+{
+    if (c->out_len == 0) {
+        ssize_t k = write(c->fd, data, len);
+        if (k == (ssize_t)len)
+            return 0;
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            goto fail;
+        if (k < 0)
+            k = 0;
+        data = (const uint8_t *)data + k;
+        len -= (size_t)k;
+    }
+    if (c->out_len + len > LG_MAX_MESSAGE)
+        goto fail;
+    uint8_t *nb = realloc(c->out, c->out_len + len);
+    if (!nb)
+        goto fail;
+    memcpy(nb + c->out_len, data, len);
+    c->out = nb;
+    c->out_len += len;
+    if (!c->wev) {
+        c->wev = event_new(c->w->base, c->fd, EV_WRITE, s_conn_write, c);
+        if (!c->wev)
+            goto fail;
+    }
+    event_add(c->wev, NULL);
+    return 0;
+fail:
+    s_conn_close(c, c->state != ST_READY, 0);
+    return -1;
+}
+
+static int s_conn_send_text(conn_t *c, const char *s, size_t len)
+{
+    uint8_t stackbuf[WS_MAX_HEADER + 1024];
+    uint8_t *buf = len <= 1024 ? stackbuf : malloc(WS_MAX_HEADER + len);
+    if (!buf) {
+        s_conn_close(c, c->state != ST_READY, 0);
+        return -1;
+    }
+    uint32_t m = (uint32_t)rand();
+    uint8_t mask[4];
+    memcpy(mask, &m, 4);
+    size_t n = ws_build_frame_masked(buf, 1, WS_OP_TEXT, mask, s, len);
+    int rc = s_conn_send(c, buf, n);
+    if (buf != stackbuf)
+        free(buf);
+    return rc;
+}
+
+static void s_conn_write(evutil_socket_t fd, short what, void *arg)
+{
+    conn_t *c = arg;
+    if (c->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+            s_conn_close(c, 1, 0);
+            s_open_more(c->w);
+            return;
+        }
+        c->state = ST_HEAD;
+        char req[512];
+        const struct sockaddr_in *d = &g_dst[c->idx % g_ndst];
+        char host[32];
+        inet_ntop(AF_INET, &d->sin_addr, host, sizeof host);
+        int n = snprintf(req, sizeof req,
+                         "GET %s?EIO=4&transport=websocket HTTP/1.1\r\n"
+                         "Host: %s:%u\r\n"
+                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n",
+                         o_path, host, (unsigned)ntohs(d->sin_port));
+        if (n < 0 || (size_t)n >= sizeof req) {
+            s_conn_close(c, 1, 0);
+            return;
+        }
+        if (event_add(c->rev, NULL) < 0) {
+            s_conn_close(c, 1, 0);
+            return;
+        }
+        s_conn_send(c, req, (size_t)n);
+        return;
+    }
+    ssize_t k = write(fd, c->out, c->out_len);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        event_add(c->wev, NULL);
+        return;
+    }
+    if (k <= 0) {
+        s_conn_close(c, c->state != ST_READY, 0);
+        return;
+    }
+    memmove(c->out, c->out + k, c->out_len - (size_t)k);
+    c->out_len -= (size_t)k;
+    if (c->out_len)
+        event_add(c->wev, NULL);
+}
+
+/* Starts connection c (non-blocking connect). */
+static void s_conn_start(conn_t *c, int storm)
+{
+    worker_t *w = c->w;
+    c->in_storm = storm;
+    c->t_start = s_now_us();
+    if (!storm && w->r.t_first_start == 0)
+        w->r.t_first_start = c->t_start;
+    c->state = ST_CONNECTING;
+    w->inflight++;
+    ws_parser_init(&c->wp, LG_MAX_MESSAGE, 0);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (c->fd < 0)
+        goto fail;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(c->fd, IPPROTO_IP, 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, sizeof one);
+    const struct sockaddr_in *src = &g_src[c->idx % g_nsrc];
+    if (bind(c->fd, (const struct sockaddr *)src, sizeof *src) < 0)
+        goto fail;
+    const struct sockaddr_in *dst = &g_dst[c->idx % g_ndst];
+    if (connect(c->fd, (const struct sockaddr *)dst, sizeof *dst) < 0 && errno != EINPROGRESS)
+        goto fail;
+    c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, s_conn_read, c);
+    c->wev = event_new(w->base, c->fd, EV_WRITE, s_conn_write, c);
+    if (!c->rev || !c->wev || event_add(c->wev, NULL) < 0)
+        goto fail;
+    return;
+fail:
+    s_conn_close(c, 1, 0);
+}
+
+/* Copies a JSON string value of key (e.g. "pid") from data into out. */
+static void s_json_str(const char *data, size_t len, const char *key, char *out, size_t cap)
+{
+    char pat[32];
+    int pl = snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = memmem(data, len, pat, (size_t)pl);
+    if (!p)
+        return;
+    p += pl;
+    const char *end = data + len;
+    size_t i = 0;
+    while (p < end && *p != '"' && *p != '\\' && i + 1 < cap)
+        out[i++] = *p++;
+    if (p < end && *p == '"')
+        out[i] = '\0';
+    else
+        out[0] = '\0';
+}
+
+/* Finds "key": followed by an integer (jsonb output puts a space after the
+ * colon). Returns 0 and sets *v, or -1. */
+static int s_json_int(const char *data, size_t len, const char *key, int64_t *v)
+{
+    char pat[16];
+    int pl = snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = memmem(data, len, pat, (size_t)pl);
+    if (!p)
+        return -1;
+    const char *end = data + len;
+    p += pl;
+    while (p < end && *p == ' ')
+        p++;
+    int neg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    int64_t x = 0;
+    while (p < end && *p >= '0' && *p <= '9' && x < INT64_MAX / 10)
+        x = x * 10 + (*p++ - '0');
+    *v = neg ? -x : x;
+    return 0;
+}
+
+static void s_on_event(conn_t *c, const char *d, size_t len)
+{
+    worker_t *w = c->w;
+    int64_t now = s_now_us(), ts, n, st = 0;
+    w->r.messages++;
+    if (w->r.t_first_msg == 0)
+        w->r.t_first_msg = now;
+    w->r.t_last_msg = now;
+    if (s_json_int(d, len, "ts", &ts) < 0) {
+        w->r.no_ts++;
+    } else {
+        uint64_t lat = now > ts ? (uint64_t)(now - ts) : 0;
+        w->r.hist[s_hbucket(lat)]++;
+        w->r.lat_sum += lat;
+        if (lat > w->r.lat_max)
+            w->r.lat_max = lat;
+    }
+    if (s_json_int(d, len, "n", &n) == 0 && n > 0 && n <= UINT32_MAX) {
+        s_json_int(d, len, "c", &st);
+        if (st >= 0 && st < LG_STREAMS) {
+            uint32_t last = c->lastn[st];
+            if ((uint32_t)n == last + 1)
+                c->lastn[st] = (uint32_t)n;
+            else if ((uint32_t)n > last + 1) {
+                w->r.lost += (uint32_t)n - last - 1;
+                c->lastn[st] = (uint32_t)n;
+            } else {
+                w->r.dups++;
+            }
+        }
+    }
+    /* A recovery offset is the event's last argument: ...,"<offset>"] */
+    if (len > 3 && d[len - 1] == ']' && d[len - 2] == '"') {
+        const char *q = d + len - 3;
+        while (q > d && *q != '"')
+            q--;
+        size_t ol = (size_t)(d + len - 2 - (q + 1));
+        if (*q == '"' && q > d && q[-1] == ',' && ol < sizeof c->offset) {
+            memcpy(c->offset, q + 1, ol);
+            c->offset[ol] = '\0';
+        }
+    }
+}
+
+/* Sends the Socket.IO CONNECT with the token (and recovery fields). */
+static int s_send_connect(conn_t *c)
+{
+    char buf[2048];
+    int n;
+    const char *nsp = strcmp(g_nsp, "/") ? g_nsp : "";
+    const char *comma = *nsp ? "," : "";
+    if (c->in_storm && c->pid[0])
+        n = snprintf(buf, sizeof buf, "40%s%s{\"token\":\"%s\",\"pid\":\"%s\",\"offset\":\"%s\"}",
+                     nsp, comma, c->token, c->pid, c->offset);
+    else if (c->token)
+        n = snprintf(buf, sizeof buf, "40%s%s{\"token\":\"%s\"}", nsp, comma, c->token);
+    else
+        n = snprintf(buf, sizeof buf, "40%s%s", nsp, comma);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        s_conn_close(c, 1, 0);
+        return -1;
+    }
+    return s_conn_send_text(c, buf, (size_t)n);
+}
+
+static void s_on_ready(conn_t *c, const char *d, size_t len)
+{
+    worker_t *w = c->w;
+    int64_t now = s_now_us();
+    char pid[LG_ID_MAX] = "";
+    s_json_str(d, len, "pid", pid, sizeof pid);
+    if (c->in_storm) {
+        w->r.storm_reconnected++;
+        if (pid[0] && c->pid[0] && strcmp(pid, c->pid) == 0)
+            w->r.storm_recovered++;
+        w->r.t_storm_end = now;
+    } else {
+        w->r.handshakes++;
+        w->r.t_last_hs = now;
+    }
+    if (pid[0])
+        memcpy(c->pid, pid, sizeof pid);
+    c->state = ST_READY;
+    w->inflight--;
+    w->r.connected++;
+}
+
+/* Handles one text message. Returns -1 when the connection was closed. */
+static int s_on_text(conn_t *c, const char *d, size_t len)
+{
+    if (len == 0)
+        goto bad;
+    switch (d[0]) {
+    case '0':
+        if (c->state != ST_OPEN_WAIT)
+            goto bad;
+        c->state = ST_SIO_WAIT;
+        return s_send_connect(c);
+    case '2': {
+        char pong[64];
+        if (len > sizeof pong)
+            goto bad;
+        memcpy(pong, d, len);
+        pong[0] = '3';
+        return s_conn_send_text(c, pong, len);
+    }
+    case '1':
+        s_conn_close(c, c->state != ST_READY, 0);
+        return -1;
+    case '6':
+        return 0;
+    case '4':
+        break;
+    default:
+        goto bad;
+    }
+    if (len < 2)
+        goto bad;
+    const char *p = d + 2, *end = d + len;
+    /* skip the namespace: the one we asked for */
+    if (p < end && *p == '/') {
+        const char *cm = memchr(p, ',', (size_t)(end - p));
+        p = cm ? cm + 1 : end;
+    }
+    switch (d[1]) {
+    case '0':
+        if (c->state != ST_SIO_WAIT)
+            goto bad;
+        s_on_ready(c, p, (size_t)(end - p));
+        return c->state == ST_CLOSED ? -1 : 0;
+    case '4':   /* CONNECT_ERROR */
+        s_conn_close(c, 1, 0);
+        return -1;
+    case '1':
+        s_conn_close(c, c->state != ST_READY, 0);
+        return -1;
+    case '2':
+        if (c->state == ST_READY)
+            s_on_event(c, p, (size_t)(end - p));
+        return 0;
+    default:
+        return 0;
+    }
+bad:
+    s_conn_close(c, c->state != ST_READY, 0);
+    return -1;
+}
+
+/* Consumes WebSocket bytes. Returns -1 when the connection was closed. */
+static int s_feed_ws(conn_t *c, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    for (;;) {
+        ws_event_t ev;
+        ssize_t r = ws_parser_feed(&c->wp, data + off, len - off, &ev);
+        if (r < 0) {
+            s_conn_close(c, c->state != ST_READY, 0);
+            return -1;
+        }
+        off += (size_t)r;
+        if (ev.opcode == 0) {
+            if (r == 0)
+                return 0;
+            continue;
+        }
+        if (ev.opcode == WS_OP_TEXT) {
+            if (s_on_text(c, (const char *)ev.data, ev.len) < 0)
+                return -1;
+        } else if (ev.opcode == WS_OP_CLOSE) {
+            s_conn_close(c, c->state != ST_READY, 0);
+            return -1;
+        }
+    }
+}
+
+static void s_conn_read(evutil_socket_t fd, short what, void *arg)
+{
+    conn_t *c = arg;
+    worker_t *w = c->w;
+    for (int rounds = 0; rounds < 4; rounds++) {
+        ssize_t n = read(fd, g_rdbuf, sizeof g_rdbuf);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            s_conn_close(c, c->state != ST_READY, 0);
+            break;
+        }
+        const uint8_t *p = g_rdbuf;
+        size_t len = (size_t)n;
+        if (c->state == ST_HEAD) {
+            if (!c->head && !(c->head = malloc(LG_HEAD_MAX))) {
+                s_conn_close(c, 1, 0);
+                break;
+            }
+            size_t take = len < LG_HEAD_MAX - c->head_len ? len : LG_HEAD_MAX - c->head_len;
+            memcpy(c->head + c->head_len, p, take);
+            size_t old = c->head_len;
+            c->head_len += take;
+            char *e = memmem(c->head, c->head_len, "\r\n\r\n", 4);
+            if (!e) {
+                if (c->head_len == LG_HEAD_MAX)
+                    s_conn_close(c, 1, 0);
+                if (c->state == ST_CLOSED)
+                    break;
+                continue;
+            }
+            size_t hl = (size_t)(e - c->head) + 4;
+            if (c->head_len < 12 || memcmp(c->head + 9, "101", 3) != 0) {
+                s_conn_close(c, 1, 0);
+                break;
+            }
+            free(c->head);
+            c->head = NULL;
+            c->head_len = 0;
+            c->state = ST_OPEN_WAIT;
+            p += hl - old;
+            len -= hl - old;
+        }
+        if (len && s_feed_ws(c, p, len) < 0)
+            break;
+        if ((size_t)n < sizeof g_rdbuf)
+            break;
+    }
+    if (c->state == ST_CLOSED)
+        s_open_more(w);
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+static void s_send_report(worker_t *w, int type)
+{
+    w->r.type = type;
+    size_t len = type == MSG_FINAL ? sizeof w->r : LG_HDR_SIZE;
+    const char *p = (const char *)&w->r;
+    while (len) {
+        ssize_t k = write(w->pipe_fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            _exit(3);   /* the parent is gone */
+        p += k;
+        len -= (size_t)k;
+    }
+}
+
+/* Opens connections of the current phase while fewer than --inflight are
+ * pending, and notices when a phase is over. */
+static void s_open_more(worker_t *w)
+{
+    int storm = w->phase == 2;
+    if (w->phase != 0 && w->phase != 2)
+        return;
+    while (w->next < w->n && w->inflight < o_inflight) {
+        conn_t *c = &w->conns[w->next++];
+        if (!storm || c->stormed)
+            s_conn_start(c, storm);
+    }
+    if (w->next == w->n && w->inflight == 0) {
+        if (w->phase == 0) {
+            w->phase = 1;
+            w->r.phase_done = 1;
+        } else {
+            w->phase = 3;
+            w->r.storm_done = 1;
+        }
+    }
+}
+
+static void s_tick(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    s_open_more(w);
+    s_send_report(w, MSG_PROGRESS);
+    if (s_now_us() > w->deadline)
+        event_base_loopbreak(w->base);
+}
+
+static void s_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopbreak(((worker_t *)arg)->base);
+}
+
+/* Drops every connected session at once and reconnects them all. */
+static void s_on_storm(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    if (w->phase != 1)
+        return;
+    w->r.t_storm_start = s_now_us();
+    for (int i = 0; i < w->n; i++) {
+        conn_t *c = &w->conns[i];
+        if (c->state == ST_READY) {
+            s_conn_close(c, 0, 1);
+            c->stormed = 1;
+        }
+    }
+    w->phase = 2;
+    w->next = 0;
+    s_open_more(w);
+}
+
+static int s_worker(int widx, int first, int n, int pipe_fd)
+{
+    worker_t w;
+    memset(&w, 0, sizeof w);
+    w.pipe_fd = pipe_fd;
+    w.first = first;
+    w.n = n;
+    w.deadline = s_now_us() + (o_duration + 15) * 1000000LL;
+    srand((unsigned)(getpid() ^ widx));
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        _exit(3);
+    signal(SIGPIPE, SIG_IGN);
+    w.conns = calloc((size_t)(n > 0 ? n : 1), sizeof *w.conns);
+    w.base = event_base_new();
+    if (!w.conns || !w.base)
+        _exit(4);
+    const int64_t now_s = s_now_us() / 1000000;
+    for (int i = 0; i < n; i++) {
+        conn_t *c = &w.conns[i];
+        c->w = &w;
+        c->idx = first + i;
+        c->fd = -1;
+        c->state = ST_IDLE;
+        if (o_secret && *o_secret) {
+            char sub[32];
+            snprintf(sub, sizeof sub, "%ld", o_user_base + (c->idx % o_users));
+            json_t *claims = json_pack("{s:s, s:I, s:I}", "sub", sub, "iat", (json_int_t)now_s,
+                                       "exp", (json_int_t)(now_s + 86400));
+            c->token = claims ? jwt_sign_hs256(o_secret, strlen(o_secret), claims) : NULL;
+            json_decref(claims);
+            if (!c->token)
+                _exit(4);
+        }
+    }
+    struct timeval tv = { 0, LG_TICK_US };
+    w.tick = event_new(w.base, -1, EV_PERSIST, s_tick, &w);
+    w.sig_stop = evsignal_new(w.base, SIGUSR1, s_on_stop, &w);
+    w.sig_storm = evsignal_new(w.base, SIGUSR2, s_on_storm, &w);
+    if (!w.tick || !w.sig_stop || !w.sig_storm || event_add(w.tick, &tv) < 0 ||
+        event_add(w.sig_stop, NULL) < 0 || event_add(w.sig_storm, NULL) < 0)
+        _exit(4);
+    s_open_more(&w);
+    event_base_dispatch(w.base);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    w.r.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    s_send_report(&w, MSG_FINAL);
+    /* Exit without closing: the kernel closes every socket at once. */
+    _exit(0);
+}
+
+/* ---- the parent ------------------------------------------------------------ */
+
+static void s_parent_sig(int sig)
+{
+    (void)sig;
+    g_parent_stop = 1;
+}
+
+static int s_read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t k = read(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+static void s_write_ready(uint64_t connected, uint64_t failed)
+{
+    if (!o_ready_file || !*o_ready_file)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o_ready_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "connected=%llu failed=%llu\n", (unsigned long long)connected,
+            (unsigned long long)failed);
+    fclose(f);
+    rename(tmp, o_ready_file);
+}
+
+static double s_sec(int64_t a, int64_t b)
+{
+    return b > a ? (double)(b - a) / 1e6 : 0.0;
+}
+
+int main(int argc, char **argv)
+{
+    const cfg_opt_t opts[] = {
+        { "target", NULL, CFG_STR, &o_target, "127.0.0.1:8080",
+          "gateway address(es) ip:port, comma-separated (connections alternate)", 0, 0 },
+        { "path", NULL, CFG_STR, &o_path, "/socket.io/", "Engine.IO path", 0, 0 },
+        { "connections", NULL, CFG_INT, &o_conns, "100", "connections to open", 1, 10000000 },
+        { "max-connections", NULL, CFG_INT, &o_max_conns, "200000",
+          "refuse to open more than this many", 1, 10000000 },
+        { "procs", NULL, CFG_INT, &o_procs, "1", "worker processes", 1, LG_MAX_PROCS },
+        { "src-addrs", NULL, CFG_STR, &o_src, "127.0.0.1",
+          "source addresses, e.g. 127.0.0.2-127.0.0.20 (bound before connect)", 0, 0 },
+        { "jwt-secret", NULL, CFG_STR, &o_secret, NULL,
+          "HS256 secret; without it CONNECT carries no auth", 0, 0 },
+        { "user-base", NULL, CFG_INT, &o_user_base, "1", "first user id (sub)", 0, 1000000000 },
+        { "users", NULL, CFG_INT, &o_users, "0",
+          "user ids user-base .. user-base+users-1, round robin (0: one per connection)", 0, 10000000 },
+        { "nsp", NULL, CFG_STR, &o_nsp, "/", "Socket.IO namespace", 0, 0 },
+        { "mode", NULL, CFG_STR, &o_mode, "hold", "hold | connect | storm", 0, 0 },
+        { "duration", NULL, CFG_INT, &o_duration, "60", "hard limit of the run, seconds", 1, 3600 },
+        { "inflight", NULL, CFG_INT, &o_inflight, "256",
+          "handshakes in flight at once per process", 1, 100000 },
+        { "expect", NULL, CFG_INT, &o_expect, "0",
+          "stop when this many messages have arrived (0: no)", 0, 1000000000000L },
+        { "idle-ms", NULL, CFG_INT, &o_idle_ms, "0",
+          "stop when no message arrived for this long after the first (0: no)", 0, 3600000 },
+        { "storm-wait-ms", NULL, CFG_INT, &o_storm_wait_ms, "1000",
+          "storm: hold the connections this long before dropping them", 0, 600000 },
+        { "ready-file", NULL, CFG_STR, &o_ready_file, NULL,
+          "write connected=N failed=M here when the connect phase is over", 0, 0 },
+    };
+    int rc = cfg_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "loadgen",
+                       "Socket.IO-over-WebSocket load generator (one JSON result on stdout)");
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    if (strcmp(o_mode, "hold") == 0)
+        g_mode = MODE_HOLD;
+    else if (strcmp(o_mode, "connect") == 0)
+        g_mode = MODE_CONNECT;
+    else if (strcmp(o_mode, "storm") == 0)
+        g_mode = MODE_STORM;
+    else {
+        fprintf(stderr, "loadgen: --mode must be hold, connect or storm\n");
+        return 2;
+    }
+    if (s_parse_targets(o_target) < 0 || s_parse_srcs(o_src) < 0) {
+        fprintf(stderr, "loadgen: bad --target or --src-addrs\n");
+        return 2;
+    }
+    if (o_conns > o_max_conns) {
+        fprintf(stderr, "loadgen: --connections %ld exceeds --max-connections %ld\n",
+                o_conns, o_max_conns);
+        return 2;
+    }
+    if (o_nsp[0] != '/' || strlen(o_nsp) >= sizeof g_nsp || strchr(o_nsp, ',') ||
+        strchr(o_nsp, '"')) {
+        fprintf(stderr, "loadgen: bad --nsp\n");
+        return 2;
+    }
+    strcpy(g_nsp, o_nsp);
+    if (o_users == 0)
+        o_users = o_conns;
+    if (o_procs > o_conns)
+        o_procs = o_conns;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        long per = (o_conns + o_procs - 1) / o_procs;
+        if ((rlim_t)per + 64 > rl.rlim_cur) {
+            fprintf(stderr, "loadgen: %ld connections per process exceed the open-file limit %llu; "
+                    "use more --procs\n", per, (unsigned long long)rl.rlim_cur);
+            return 2;
+        }
+    }
+
+    int np = (int)o_procs;
+    pid_t pids[LG_MAX_PROCS];
+    int fds[LG_MAX_PROCS];
+    lg_report_t *rep = calloc((size_t)np, sizeof *rep);
+    int got_final[LG_MAX_PROCS] = { 0 };
+    if (!rep)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, s_parent_sig);
+    signal(SIGINT, s_parent_sig);
+    fflush(NULL);
+    int64_t t0 = s_now_us();
+    for (int i = 0; i < np; i++) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            perror("loadgen: pipe");
+            return 1;
+        }
+        int first = (int)(o_conns * i / np), last = (int)(o_conns * (i + 1) / np);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("loadgen: fork");
+            return 1;
+        }
+        if (pid == 0) {
+            close(p[0]);
+            for (int j = 0; j < i; j++)
+                close(fds[j]);
+            signal(SIGTERM, SIG_DFL);
+            signal(SIGINT, SIG_DFL);
+            s_worker(i, first, last - first, p[1]);
+        }
+        close(p[1]);
+        pids[i] = pid;
+        fds[i] = p[0];
+    }
+
+    int ready_written = 0, storm_sent = 0, stopping = 0;
+    int64_t phase_done_at = 0, stop_at = 0, last_msg_change = 0;
+    uint64_t last_msgs = 0;
+    const char *end_reason = "duration";
+    for (;;) {
+        struct pollfd pf[LG_MAX_PROCS];
+        int nfinal = 0;
+        for (int i = 0; i < np; i++) {
+            pf[i].fd = got_final[i] ? -1 : fds[i];
+            pf[i].events = POLLIN;
+            nfinal += got_final[i];
+        }
+        if (nfinal == np)
+            break;
+        int k = poll(pf, (nfds_t)(np > 0 && np <= LG_MAX_PROCS ? np : 0), 50);
+        for (int i = 0; k > 0 && i < np; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            lg_report_t tmp;
+            if (s_read_full(fds[i], &tmp, LG_HDR_SIZE) < 0) {
+                got_final[i] = 1;   /* died: keep what we have */
+                continue;
+            }
+            if (tmp.type == MSG_FINAL) {
+                if (s_read_full(fds[i], tmp.hist, sizeof tmp.hist) < 0) {
+                    got_final[i] = 1;
+                    continue;
+                }
+                got_final[i] = 1;
+            }
+            rep[i] = tmp;
+        }
+        int64_t now = s_now_us();
+        uint64_t msgs = 0, connected = 0, failed = 0;
+        int all_phase = 1, all_storm = 1;
+        for (int i = 0; i < np; i++) {
+            msgs += rep[i].messages;
+            connected += rep[i].connected;
+            failed += rep[i].failed;
+            all_phase &= rep[i].phase_done;
+            all_storm &= rep[i].storm_done;
+        }
+        if (msgs != last_msgs) {
+            last_msgs = msgs;
+            last_msg_change = now;
+        }
+        if (all_phase && !phase_done_at) {
+            phase_done_at = now;
+            fprintf(stderr, "loadgen: connect phase over: connected=%llu failed=%llu in %.2f s\n",
+                    (unsigned long long)connected, (unsigned long long)failed, s_sec(t0, now));
+        }
+        if (all_phase && !ready_written) {
+            s_write_ready(connected, failed);
+            ready_written = 1;
+        }
+        if (!stopping) {
+            if (g_parent_stop)
+                end_reason = "signal", stopping = 1;
+            else if (now - t0 > o_duration * 1000000LL)
+                end_reason = "duration", stopping = 1;
+            else if (o_expect && msgs >= (uint64_t)o_expect)
+                end_reason = "expect", stopping = 1;
+            else if (o_idle_ms && msgs && now - last_msg_change > o_idle_ms * 1000LL)
+                end_reason = "idle", stopping = 1;
+            else if (g_mode == MODE_CONNECT && all_phase)
+                end_reason = "connected", stopping = 1;
+            else if (g_mode == MODE_STORM && storm_sent && all_storm)
+                end_reason = "storm_done", stopping = 1;
+            if (g_mode == MODE_STORM && !storm_sent && phase_done_at &&
+                now - phase_done_at >= o_storm_wait_ms * 1000LL) {
+                for (int i = 0; i < np; i++)
+                    kill(pids[i], SIGUSR2);
+                storm_sent = 1;
+            }
+            if (stopping) {
+                stop_at = now;
+                for (int i = 0; i < np; i++)
+                    if (!got_final[i])
+                        kill(pids[i], SIGUSR1);
+            }
+        } else if (now - stop_at > 10000000LL) {
+            for (int i = 0; i < np; i++)
+                if (!got_final[i]) {
+                    kill(pids[i], SIGKILL);
+                    got_final[i] = 1;
+                }
+        }
+    }
+    for (int i = 0; i < np; i++)
+        waitpid(pids[i], NULL, 0);
+
+    /* Aggregate. */
+    lg_report_t a;
+    memset(&a, 0, sizeof a);
+    int64_t first_start = 0, first_msg = 0, storm_start = 0;
+    for (int i = 0; i < np; i++) {
+        lg_report_t *r = &rep[i];
+        a.connected += r->connected;
+        a.handshakes += r->handshakes;
+        a.failed += r->failed;
+        a.dropped += r->dropped;
+        a.messages += r->messages;
+        a.lost += r->lost;
+        a.dups += r->dups;
+        a.no_ts += r->no_ts;
+        a.storm_reconnected += r->storm_reconnected;
+        a.storm_recovered += r->storm_recovered;
+        a.storm_failed += r->storm_failed;
+        a.lat_sum += r->lat_sum;
+        a.cpu_s += r->cpu_s;
+        if (r->lat_max > a.lat_max)
+            a.lat_max = r->lat_max;
+        if (r->t_first_start && (!first_start || r->t_first_start < first_start))
+            first_start = r->t_first_start;
+        if (r->t_last_hs > a.t_last_hs)
+            a.t_last_hs = r->t_last_hs;
+        if (r->t_first_msg && (!first_msg || r->t_first_msg < first_msg))
+            first_msg = r->t_first_msg;
+        if (r->t_last_msg > a.t_last_msg)
+            a.t_last_msg = r->t_last_msg;
+        if (r->t_storm_start && (!storm_start || r->t_storm_start < storm_start))
+            storm_start = r->t_storm_start;
+        if (r->t_storm_end > a.t_storm_end)
+            a.t_storm_end = r->t_storm_end;
+        for (unsigned b = 0; b < H_BUCKETS; b++)
+            a.hist[b] += r->hist[b];
+    }
+    uint64_t lat_n = a.messages - a.no_ts;
+    double hs_s = s_sec(first_start, a.t_last_hs), msg_s = s_sec(first_msg, a.t_last_msg);
+    double storm_s = s_sec(storm_start, a.t_storm_end);
+    int all_final = 1;
+    for (int i = 0; i < np; i++)
+        all_final &= rep[i].type == MSG_FINAL;
+    printf("{\"mode\":\"%s\",\"end\":\"%s\",\"procs\":%d,\"all_reported\":%s,"
+           "\"connections\":%ld,\"handshakes\":%llu,\"connected\":%llu,\"failed\":%llu,"
+           "\"dropped\":%llu,\"connect_seconds\":%.3f,\"handshakes_per_s\":%.1f,"
+           "\"messages\":%llu,\"lost\":%llu,\"dups\":%llu,\"no_ts\":%llu,"
+           "\"message_seconds\":%.3f,\"deliveries_per_s\":%.1f,"
+           "\"latency_us\":{\"count\":%llu,\"mean\":%.1f,\"p50\":%llu,\"p90\":%llu,"
+           "\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
+           "\"storm\":{\"reconnected\":%llu,\"recovered\":%llu,\"failed\":%llu,"
+           "\"seconds\":%.3f,\"per_s\":%.1f},"
+           "\"cpu_s\":%.3f,\"wall_s\":%.3f}\n",
+           o_mode, end_reason, np, all_final ? "true" : "false",
+           o_conns, (unsigned long long)a.handshakes, (unsigned long long)a.connected,
+           (unsigned long long)a.failed, (unsigned long long)a.dropped, hs_s,
+           hs_s > 0 ? (double)a.handshakes / hs_s : 0.0,
+           (unsigned long long)a.messages, (unsigned long long)a.lost,
+           (unsigned long long)a.dups, (unsigned long long)a.no_ts, msg_s,
+           msg_s > 0 ? (double)a.messages / msg_s : 0.0,
+           (unsigned long long)lat_n, lat_n ? (double)a.lat_sum / (double)lat_n : 0.0,
+           (unsigned long long)s_percentile(a.hist, lat_n, 0.50, a.lat_max),
+           (unsigned long long)s_percentile(a.hist, lat_n, 0.90, a.lat_max),
+           (unsigned long long)s_percentile(a.hist, lat_n, 0.99, a.lat_max),
+           (unsigned long long)s_percentile(a.hist, lat_n, 0.999, a.lat_max),
+           (unsigned long long)a.lat_max,
+           (unsigned long long)a.storm_reconnected, (unsigned long long)a.storm_recovered,
+           (unsigned long long)a.storm_failed, storm_s,
+           storm_s > 0 ? (double)a.storm_reconnected / storm_s : 0.0,
+           a.cpu_s, s_sec(t0, s_now_us()));
+    free(rep);
+    return all_final ? 0 : 1;
+}
