@@ -9,7 +9,8 @@
 # Settings (environment): BELFRY_JWT_SECRET (default: a development secret
 # generated once and kept in var/dev-jwt-secret), BELFRY_PG_PORT (54329),
 # BELFRY_GATEWAY_PORTS ("8080 8081"), BELFRY_PUB_PORT (5555),
-# BELFRY_RPC_PORT (5556), BELFRY_LOG_LEVEL (info), BELFRY_BUILD (build).
+# BELFRY_RPC_PORT (5556), BELFRY_LOG_LEVEL (info), BELFRY_BUILD (build),
+# BELFRY_NO_BUILD=1 (use the binaries already in BELFRY_BUILD).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,9 +29,11 @@ BUILD=${BELFRY_BUILD:-build}
 die() { echo "run-local: $*" >&2; exit 1; }
 
 bash deploy/install-deps.sh --no-node || die "installing dependencies failed"
-make BUILD="$BUILD" -j"$(nproc 2>/dev/null || echo 2)" >"$VAR.make.log" 2>&1 || { cat "$VAR.make.log"; die "build failed"; }
-rm -f "$VAR.make.log"
 mkdir -p "$PGDIR" "$LOG"
+if [ "${BELFRY_NO_BUILD:-0}" != 1 ]; then
+    make BUILD="$BUILD" -j"$(nproc 2>/dev/null || echo 2)" >"$LOG/make.log" 2>&1 ||
+        { tail -n 40 "$LOG/make.log"; die "build failed (full output in var/log/make.log)"; }
+fi
 
 # PostgreSQL runs as `postgres`; when we are root, give it the folder.
 if [ "$(id -u)" -eq 0 ]; then
