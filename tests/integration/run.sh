@@ -10,7 +10,11 @@ export BELFRY_BUILD="${BELFRY_BUILD:-build}"
 mkdir -p tests/out
 tap="tests/out/integration-$(basename "$BELFRY_BUILD").tap"
 if [ "$#" -gt 0 ]; then files=("$@"); else files=(tests/integration/*.test.js); fi
-node --test --test-concurrency=1 --test-timeout=600000 \
+# Files run one at a time (each starts its own PostgreSQL and processes).
+flags=()
+node --help | grep -q -- '--test-concurrency' && flags+=(--test-concurrency=1)
+node --help | grep -q -- '--test-timeout' && flags+=(--test-timeout=600000)
+node --test "${flags[@]}" \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$tap" \
     "${files[@]}"
