@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "session.h"
 #include "fanout.h"
+#include "upstream.h"
 #include "metrics.h"
 #include "ws.h"
 #include "log.h"
@@ -417,7 +418,7 @@ static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, s
         return;
     }
     if (PATH_IS("/readyz")) {
-        int ready = fanout_ready(c->gw->fanout);
+        int ready = fanout_ready(c->gw->fanout) && up_ready(c->gw->upstream);
         conn_http_reply(c, ready ? 200 : 503, "text/plain", NULL, ready ? "ready\n" : "not ready\n",
                         ready ? 6 : 10);
         return;

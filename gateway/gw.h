@@ -19,6 +19,7 @@ typedef struct session session_t;
 typedef struct sock sock_t;
 typedef struct rooms rooms_t;
 typedef struct fanout fanout_t;
+typedef struct upstream upstream_t;
 typedef struct map map_t;
 typedef struct jwt_verifier jwt_verifier_t;
 
@@ -39,6 +40,9 @@ typedef struct {
     char *namespaces;           /* "*" or comma-separated list */
     char *cors_origin;          /* NULL: no CORS headers; "*" or a list */
     long drain_timeout_ms;
+    int recovery;               /* connection-state recovery (offsets on events) */
+    long resync_interval_ms;    /* how often every room's position is checked */
+    long rpc_timeout_ms;
 } gw_config_t;
 
 /* Counters exported on /metrics. */
@@ -61,7 +65,9 @@ struct gw {
     gw_stats_t stats;
     jwt_verifier_t *jwt;
     rooms_t *rooms;
+    void *zctx;                 /* ZeroMQ context */
     fanout_t *fanout;
+    upstream_t *upstream;       /* RPC to the brokers */
     map_t *sessions;            /* sid -> session_t* */
     struct evconnlistener *listener;
     int draining;

@@ -12,6 +12,7 @@
 #include "session.h"
 #include "rooms.h"
 #include "fanout.h"
+#include "upstream.h"
 #include "cfg.h"
 #include "log.h"
 #include "jwt.h"
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <zmq.h>
 
 static void s_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -152,6 +154,12 @@ int main(int argc, char **argv)
           "allowed Origins for CORS and WebSocket, comma-separated, or *; unset: no CORS headers", 0, 0 },
         { "drain-timeout-ms", "BELFRY_DRAIN_TIMEOUT_MS", CFG_INT, &c->drain_timeout_ms, "10000",
           "on SIGTERM, exit at the latest after this long", 0, 3600000 },
+        { "recovery", "BELFRY_RECOVERY", CFG_BOOL, &c->recovery, "1",
+          "connection-state recovery: offsets on events, pid on connect", 0, 0 },
+        { "resync-interval-ms", "BELFRY_RESYNC_INTERVAL_MS", CFG_INT, &c->resync_interval_ms, "5000",
+          "how often every room's position is checked with the broker", 100, 3600000 },
+        { "rpc-timeout-ms", "BELFRY_RPC_TIMEOUT_MS", CFG_INT, &c->rpc_timeout_ms, "5000",
+          "time allowed for a broker to answer a request", 100, 600000 },
         { "log-level", "BELFRY_LOG_LEVEL", CFG_STR, &log_level, "info",
           "debug, info, warn or error", 0, 0 },
         { "log-json", "BELFRY_LOG_JSON", CFG_BOOL, &log_json, "0", "log one JSON object per line", 0, 0 },
@@ -175,6 +183,7 @@ int main(int argc, char **argv)
         c->max_payload = 1000000;
         c->connect_timeout_ms = 1000;
         c->cors_origin = "*";
+        c->recovery = 0;
         log_warn("event=conformance_mode note=\"test-suite behaviour, no authentication\"");
     }
     if (c->insecure_user_param)
@@ -223,9 +232,15 @@ int main(int argc, char **argv)
     gw.reap_ev = gw.base ? event_new(gw.base, -1, 0, s_reap_cb, &gw) : NULL;
     if (!gw.base || !gw.sessions || !gw.reap_ev)
         return 1;
+    gw.zctx = zmq_ctx_new();
+    if (!gw.zctx)
+        return 1;
     gw.fanout = fanout_new(&gw, c->broker_pub);
     if (!gw.fanout)
-        return c->conformance ? 1 : 2;
+        return 2;
+    gw.upstream = up_new(&gw, gw.zctx, c->broker_rpc, fanout_on_epoch, gw.fanout);
+    if (!gw.upstream)
+        return 2;
     gw.rooms = rooms_new(fanout_room_sub, gw.fanout);
     if (!gw.rooms)
         return 1;
@@ -255,7 +270,9 @@ int main(int argc, char **argv)
     if (s_drain_tick)
         event_free(s_drain_tick);
     rooms_destroy(&gw.rooms);
+    up_destroy(&gw.upstream);
     fanout_destroy(&gw.fanout);
+    zmq_ctx_term(gw.zctx);
     map_destroy(&gw.sessions);
     jwt_verifier_destroy(&gw.jwt);
     event_free(gw.reap_ev);

@@ -15,6 +15,7 @@ struct room {
     void **members;             //  Member pointers
     room_slot_t **slots;        //  Each member's slot, to fix indexes on removal
     uint32_t size, cap;         //  Members in use, allocated
+    void *data;                 //  The subscriber's per-room state
     size_t klen;                //  Key length
     char key[];                 //  Key bytes (topic), not NUL-terminated
 };
@@ -102,7 +103,7 @@ int rooms_join(rooms_t *self, const char *key, size_t klen, void *member, room_s
     room->slots[room->size] = slot;
     room->size++;
     if (created && self->sub_fn)
-        self->sub_fn(self->arg, room->key, room->klen, 1);
+        self->sub_fn(self->arg, room, 1);
     return 0;
 }
 
@@ -122,7 +123,7 @@ void rooms_leave(rooms_t *self, room_slot_t *slot)
     slot->index = 0;
     if (room->size == 0) {
         if (self->sub_fn)
-            self->sub_fn(self->arg, room->key, room->klen, 0);
+            self->sub_fn(self->arg, room, 0);
         map_remove(self->map, room->key, room->klen);
         s_room_free(room);
     }
@@ -158,4 +159,22 @@ const char *room_key(const room_t *room, size_t *klen)
 {
     *klen = room->klen;
     return room->key;
+}
+
+void *room_data(const room_t *room)
+{
+    return room->data;
+}
+
+void room_set_data(room_t *room, void *data)
+{
+    room->data = data;
+}
+
+room_t *rooms_next(const rooms_t *self, size_t *pos)
+{
+    const void *k;
+    size_t kl;
+    void *v;
+    return map_next(self->map, pos, &k, &kl, &v) ? v : NULL;
 }

@@ -15,8 +15,10 @@
 typedef struct rooms rooms_t;
 typedef struct room room_t;
 
-/* Called when a room gets its first member / loses its last one. */
-typedef void (rooms_sub_fn)(void *arg, const char *key, size_t klen, int subscribe);
+/* Called when a room gets its first member (subscribe 1, after it joined)
+ * and when it loses its last one (subscribe 0, just before the room is
+ * freed: the callback frees what it attached with room_set_data). */
+typedef void (rooms_sub_fn)(void *arg, room_t *room, int subscribe);
 
 /* One membership, kept by the member: which room and where in its array. */
 typedef struct { room_t *room; uint32_t index; } room_slot_t;
@@ -43,5 +45,12 @@ size_t rooms_count(const rooms_t *self);
 size_t room_size(const room_t *room);
 void *const *room_members(const room_t *room);
 const char *room_key(const room_t *room, size_t *klen);
+/* One pointer of the subscriber's own per room (the fan-out keeps its
+ * sequence tracking there). NULL until set. */
+void *room_data(const room_t *room);
+void room_set_data(room_t *room, void *data);
+/* Iterates the rooms: start with *pos = 0; returns the next room or NULL.
+ * No join or leave may happen during an iteration. */
+room_t *rooms_next(const rooms_t *self, size_t *pos);
 
 #endif

@@ -17,6 +17,10 @@
 #include "sock.h"
 #include "session.h"
 #include "auth.h"
+#include "center.h"
+#include "fanout.h"
+#include "upstream.h"
+#include "envelope.h"
 #include "sio.h"
 #include "eio.h"
 #include "b64.h"
@@ -32,8 +36,13 @@
 
 /* ---- output -------------------------------------------------------------- */
 
-/* Sends "4" + header + json as one Engine.IO message. */
-static void s_emit_raw(sock_t *k, int type, unsigned attachments, int64_t ack_id,
+typedef struct held {
+    struct held *next;
+    pkt_t *p;
+    uint64_t seq;
+} held_t;
+
+void sock_emit(sock_t *k, int type, unsigned attachments, int64_t ack_id,
                        const char *json, size_t json_len)
 {
     char head[512];
@@ -59,26 +68,97 @@ static void s_emit_nsp(session_t *s, int type, const char *nsp, size_t nsp_len,
                        const char *json, size_t json_len)
 {
     sock_t tmp = { .sess = s, .nsp = (char *)nsp, .nsp_len = nsp_len };
-    s_emit_raw(&tmp, type, 0, -1, json, json_len);
+    sock_emit(&tmp, type, 0, -1, json, json_len);
 }
 
-/* An ack whose single argument is the JSON object obj (stolen). */
-static void s_ack_json(sock_t *k, int64_t ack_id, json_t *obj)
+void sock_ack_json(sock_t *k, int64_t ack_id, json_t *obj)
 {
     json_t *arr = json_array();
     json_array_append_new(arr, obj);
     char *txt = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
     if (txt) {
-        s_emit_raw(k, SIO_ACK, 0, ack_id, txt, strlen(txt));
+        sock_emit(k, SIO_ACK, 0, ack_id, txt, strlen(txt));
         free(txt);
     }
 }
 
-static void s_ack_error(sock_t *k, int64_t ack_id, const char *message)
+void sock_ack_error(sock_t *k, int64_t ack_id, const char *message)
 {
     if (ack_id >= 0)
-        s_ack_json(k, ack_id, json_pack("{s:s}", "error", message));
+        sock_ack_json(k, ack_id, json_pack("{s:s}", "error", message));
+}
+
+void sock_ack_raw(sock_t *k, int64_t ack_id, const char *json, size_t len)
+{
+    if (ack_id < 0)
+        return;
+    char *buf = malloc(len + 2);
+    if (!buf)
+        return;
+    buf[0] = '[';
+    memcpy(buf + 1, json, len);
+    buf[len + 1] = ']';
+    sock_emit(k, SIO_ACK, 0, ack_id, buf, len + 2);
+    free(buf);
+}
+
+void sock_emit_event(sock_t *k, const char *name, const char *json, size_t json_len)
+{
+    size_t nl = strlen(name);
+    size_t cap = nl * 6 + json_len + 8;
+    char *buf = malloc(cap);
+    if (!buf)
+        return;
+    buf[0] = '[';
+    int el = sio_json_string(buf + 1, cap - 1, name, nl);
+    if (el >= 0) {
+        size_t n = 1 + (size_t)el;
+        buf[n++] = ',';
+        memcpy(buf + n, json, json_len);
+        n += json_len;
+        buf[n++] = ']';
+        sock_emit(k, SIO_EVENT, 0, -1, buf, n);
+    }
+    free(buf);
+}
+
+void sock_deliver(sock_t *k, pkt_t *p, uint64_t seq)
+{
+    if (k->sess->closed)
+        return;
+    if (k->recovering) {
+        held_t *h = malloc(sizeof *h);
+        if (!h)
+            return;
+        pkt_ref(p);
+        h->p = p;
+        h->seq = seq;
+        h->next = NULL;
+        if (k->held_tail)
+            k->held_tail->next = h;
+        else
+            k->held = h;
+        k->held_tail = h;
+        return;
+    }
+    session_send_pkt(k->sess, p);
+}
+
+/* Sends (send = 1) or drops the held deliveries; those at or below
+ * recovered_to were part of the recovery replay already. */
+static void s_release_held(sock_t *k, int send)
+{
+    held_t *h = k->held;
+    k->held = k->held_tail = NULL;
+    while (h) {
+        held_t *next = h->next;
+        if (send && (h->seq == 0 || h->seq > k->recovered_to))
+            session_send_pkt(k->sess, h->p);
+        pkt_release(h->p);
+        free(h);
+        h = next;
+    }
 }
 
 /* ---- sockets ------------------------------------------------------------- */
@@ -93,6 +173,9 @@ static sock_t *s_find(session_t *s, const char *nsp, size_t nsp_len)
 
 static void s_sock_free(sock_t *k)
 {
+    if (k->sess->gw->upstream)
+        up_cancel_owner(k->sess->gw->upstream, k);
+    s_release_held(k, 0);
     rooms_t *rooms = k->sess->gw->rooms;
     for (size_t i = 0; i < k->nrooms; i++)
         rooms_leave(rooms, &k->rooms[i]);
@@ -100,6 +183,7 @@ static void s_sock_free(sock_t *k)
     free(k->nsp);
     free(k->user);
     json_decref(k->allowed_rooms);
+    json_decref(k->publish_rooms);
     free(k);
 }
 
@@ -235,6 +319,182 @@ static void s_connect_error(session_t *s, const sio_packet_t *p, const char *mes
     }
 }
 
+static void s_new_pid(sock_t *k)
+{
+    unsigned char r[12];
+    RAND_bytes(r, sizeof r);
+    b64url_encode(r, sizeof r, k->pid);
+}
+
+/* Sends the CONNECT reply (after what recovery replayed and what was held),
+ * records the rooms for a later recovery and sends the unread snapshot. */
+static void s_connected(sock_t *k)
+{
+    k->recovering = 0;
+    s_release_held(k, 1);
+    char reply[96];
+    int n = k->pid[0]
+        ? snprintf(reply, sizeof reply, "{\"sid\":\"%s\",\"pid\":\"%s\"}", k->sid, k->pid)
+        : snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", k->sid);
+    sock_emit(k, SIO_CONNECT, 0, -1, reply, (size_t)n);
+    log_debug("event=connect sid=%s nsp=%s user=%s", k->sess->sid, k->nsp, k->user);
+    if (!k->sess->gw->cfg.conformance) {
+        if (k->pid[0])
+            center_session_put(k);
+        center_on_connected(k);
+    }
+}
+
+static void s_recover_failed(sock_t *k, const char *why)
+{
+    log_info("event=recovery_failed sid=%s nsp=%s user=%s reason=\"%s\"", k->sess->sid, k->nsp,
+             k->user, why);
+    s_new_pid(k);           /* a new pid: the client reports recovered = false */
+    k->recovered_to = 0;
+    s_connected(k);
+}
+
+static void s_recover_more(sock_t *k);
+
+/* Sends the replayed messages of a recover/replay reply with seq above what
+ * was sent. Returns 1 if the reply says more remain. */
+static int s_recover_msgs(sock_t *k, const msgpack_object *reply)
+{
+    const msgpack_object *msgs = up_get(reply, "msgs");
+    if (!msgs || msgs->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    for (uint32_t i = 0; i < msgs->via.array.size; i++) {
+        const msgpack_object *o = &msgs->via.array.ptr[i];
+        env_msg_t m;
+        if ((o->type != MSGPACK_OBJECT_BIN && o->type != MSGPACK_OBJECT_STR) ||
+            env_decode(o->via.bin.ptr, o->via.bin.size, &m) < 0 || m.seq <= k->recovered_to)
+            continue;
+        pkt_t *pk = fanout_encode(k->sess->gw, &m);
+        if (pk) {
+            session_send_pkt(k->sess, pk);
+            pkt_release(pk);
+        }
+        k->recovered_to = m.seq;
+    }
+    const msgpack_object *more = up_get(reply, "more");
+    return more && more->type == MSGPACK_OBJECT_BOOLEAN && more->via.boolean &&
+           msgs->via.array.size > 0;
+}
+
+static void s_replay_more_reply(void *arg, const msgpack_object *reply, const char *error)
+{
+    sock_t *k = arg;
+    if (error == up_cancelled)
+        return;
+    if (error || !reply) {
+        s_recover_failed(k, error ? error : "no reply");
+        return;
+    }
+    if (s_recover_msgs(k, reply))
+        s_recover_more(k);
+    else
+        s_connected(k);
+}
+
+static void s_pack_str(msgpack_packer *pk, const char *str, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, str, n);
+}
+
+/* The next page of a recovery: replay the socket's rooms after what was sent. */
+static void s_recover_more(sock_t *k)
+{
+    gw_t *gw = k->sess->gw;
+    msgpack_packer *pk = up_begin(gw->upstream, "replay", 4);
+    s_pack_str(pk, "ns", 2);
+    s_pack_str(pk, k->nsp, k->nsp_len);
+    s_pack_str(pk, "rooms", 5);
+    msgpack_pack_array(pk, (uint32_t)k->nrooms);
+    for (size_t i = 0; i < k->nrooms; i++) {
+        size_t kl;
+        const char *key = room_key(k->rooms[i].room, &kl);
+        s_pack_str(pk, key + k->nsp_len + 1, kl - k->nsp_len - 2);
+    }
+    s_pack_str(pk, "after", 5);
+    msgpack_pack_uint64(pk, k->recovered_to);
+    s_pack_str(pk, "limit", 5);
+    msgpack_pack_uint32(pk, 1000);
+    up_send(gw->upstream, s_replay_more_reply, k, k, gw->cfg.rpc_timeout_ms);
+}
+
+static int s_room_allowed(const sock_t *k, const char *room, size_t len);
+
+static void s_recover_reply(void *arg, const msgpack_object *reply, const char *error)
+{
+    sock_t *k = arg;
+    if (error == up_cancelled)
+        return;
+    if (error || !reply) {
+        s_recover_failed(k, error ? error : "no reply");
+        return;
+    }
+    /* the rooms the socket was in, as far as its token still allows them */
+    const msgpack_object *rooms = up_get(reply, "rooms");
+    if (rooms && rooms->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < rooms->via.array.size; i++) {
+            const msgpack_object *o = &rooms->via.array.ptr[i];
+            if (o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
+                !memchr(o->via.str.ptr, 0, o->via.str.size) &&
+                s_room_allowed(k, o->via.str.ptr, o->via.str.size))
+                sock_join(k, o->via.str.ptr, o->via.str.size);
+        }
+    }
+    if (s_recover_msgs(k, reply))
+        s_recover_more(k);
+    else
+        s_connected(k);
+}
+
+/* Asks the broker to recover pid from offset; the CONNECT reply waits. */
+static void s_recover(sock_t *k, const char *pid, size_t pid_len, uint64_t after)
+{
+    gw_t *gw = k->sess->gw;
+    memcpy(k->pid, pid, pid_len);
+    k->pid[pid_len] = 0;
+    k->recovering = 1;
+    k->recovered_to = after;
+    msgpack_packer *pk = up_begin(gw->upstream, "recover", 4);
+    s_pack_str(pk, "pid", 3);
+    s_pack_str(pk, pid, pid_len);
+    s_pack_str(pk, "user", 4);
+    s_pack_str(pk, k->user, strlen(k->user));
+    s_pack_str(pk, "ns", 2);
+    s_pack_str(pk, k->nsp, k->nsp_len);
+    s_pack_str(pk, "after", 5);
+    msgpack_pack_uint64(pk, after);
+    up_send(gw->upstream, s_recover_reply, k, k, gw->cfg.rpc_timeout_ms);
+}
+
+/* The recovery request in a CONNECT payload: {"pid": str, "offset": str of
+ * digits}. Returns 1 and fills the outputs when both are well-formed. */
+static int s_recovery_request(const json_t *auth, const char **pid, size_t *pid_len,
+                              uint64_t *after)
+{
+    json_t *jp = json_object_get(auth, "pid"), *jo = json_object_get(auth, "offset");
+    if (!json_is_string(jp) || !json_is_string(jo))
+        return 0;
+    size_t pl = json_string_length(jp), ol = json_string_length(jo);
+    const char *o = json_string_value(jo);
+    if (pl == 0 || pl >= sizeof(((sock_t *)0)->pid) || ol == 0 || ol > 19)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < ol; i++) {
+        if (o[i] < '0' || o[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(o[i] - '0');
+    }
+    *pid = json_string_value(jp);
+    *pid_len = pl;
+    *after = v;
+    return 1;
+}
+
 static int s_connect(session_t *s, const sio_packet_t *p)
 {
     gw_t *gw = s->gw;
@@ -263,7 +523,6 @@ static int s_connect(session_t *s, const sio_packet_t *p)
             return 0;
         }
     }
-    json_decref(auth);
     sock_t *k = calloc(1, sizeof *k);
     if (!k || !(k->nsp = malloc(p->nsp_len + 1)) || !(k->user = strdup(user))) {
         if (k) {
@@ -271,6 +530,7 @@ static int s_connect(session_t *s, const sio_packet_t *p)
             free(k);
         }
         json_decref(claims);
+        json_decref(auth);
         return -1;
     }
     memcpy(k->nsp, p->nsp, p->nsp_len);
@@ -284,6 +544,9 @@ static int s_connect(session_t *s, const sio_packet_t *p)
         json_t *rooms = json_object_get(claims, "rooms");
         if (json_is_array(rooms))
             k->allowed_rooms = json_incref(rooms);
+        json_t *pub = json_object_get(claims, "publish");
+        if (json_is_array(pub))
+            k->publish_rooms = json_incref(pub);
         json_decref(claims);
     }
     if (s->nsocks == s->socks_cap) {
@@ -291,33 +554,45 @@ static int s_connect(session_t *s, const sio_packet_t *p)
         sock_t **a = realloc(s->socks, ncap * sizeof *a);
         if (!a) {
             s_sock_free(k);
+            json_decref(auth);
             return -1;
         }
         s->socks = a;
         s->socks_cap = ncap;
     }
     s->socks[s->nsocks++] = k;
-    if (!gw->cfg.conformance) {
-        char room[AUTH_USER_MAX + 8];
-        int rl = snprintf(room, sizeof room, "user_%s", k->user);
-        if (sock_join(k, room, (size_t)rl) < 0 || sock_join(k, "all", 3) < 0)
-            return -1;
-    }
-    char reply[64];
-    int n = snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", k->sid);
-    s_emit_raw(k, SIO_CONNECT, 0, -1, reply, (size_t)n);
-    log_debug("event=connect sid=%s nsp=%s user=%s", s->sid, k->nsp, k->user);
     if (gw->cfg.conformance) {
+        json_decref(auth);
+        s_connected(k);
         /* 42["auth",<payload or {}>] */
         const char *a = p->data ? p->data : "{}";
         size_t al = p->data ? p->data_len : 2;
         char *ev = malloc(al + 16);
         if (ev) {
             int el = snprintf(ev, al + 16, "[\"auth\",%.*s]", (int)al, a);
-            s_emit_raw(k, SIO_EVENT, 0, -1, ev, (size_t)el);
+            sock_emit(k, SIO_EVENT, 0, -1, ev, (size_t)el);
             free(ev);
         }
+        return 0;
     }
+    char room[AUTH_USER_MAX + 8];
+    int rl = snprintf(room, sizeof room, "user_%s", k->user);
+    if (sock_join(k, room, (size_t)rl) < 0 || sock_join(k, "all", 3) < 0) {
+        json_decref(auth);
+        return -1;
+    }
+    const char *pid;
+    size_t pid_len;
+    uint64_t after;
+    if (gw->cfg.recovery && auth && s_recovery_request(auth, &pid, &pid_len, &after)) {
+        s_recover(k, pid, pid_len, after);
+        json_decref(auth);
+        return 0;
+    }
+    json_decref(auth);
+    if (gw->cfg.recovery)
+        s_new_pid(k);
+    s_connected(k);
     return 0;
 }
 
@@ -343,13 +618,13 @@ static void s_send_attachments(session_t *s)
         session_send_binary(s, s->bin_data[i], s->bin_len[i]);
 }
 
-static int s_room_allowed(const sock_t *k, const char *room, size_t len)
+int sock_claim_allows(const json_t *claim, const char *room, size_t len)
 {
     size_t i;
     json_t *v;
-    if (!k->allowed_rooms)
+    if (!json_is_array(claim))
         return 0;
-    json_array_foreach(k->allowed_rooms, i, v) {
+    json_array_foreach(claim, i, v) {
         if (!json_is_string(v))
             continue;
         const char *pat = json_string_value(v);
@@ -362,6 +637,17 @@ static int s_room_allowed(const sock_t *k, const char *room, size_t len)
         }
     }
     return 0;
+}
+
+/* The rooms a socket may be in: its own, `all`, and what its token allows. */
+static int s_room_allowed(const sock_t *k, const char *room, size_t len)
+{
+    if (len == 3 && memcmp(room, "all", 3) == 0)
+        return 1;
+    if (len == 5 + strlen(k->user) && memcmp(room, "user_", 5) == 0 &&
+        memcmp(room + 5, k->user, len - 5) == 0)
+        return 1;
+    return sock_claim_allows(k->allowed_rooms, room, len);
 }
 
 /* join / leave: the argument is a room name or {"room": name}. */
@@ -378,32 +664,34 @@ static void s_join_leave(sock_t *k, int join, const char *args, size_t args_len,
     if (json_is_object(a0))
         a0 = json_object_get(a0, "room");
     if (!json_is_string(a0) || json_string_length(a0) == 0 || json_string_length(a0) > 200) {
-        s_ack_error(k, ack_id, "room must be a non-empty string of at most 200 bytes");
+        sock_ack_error(k, ack_id, "room must be a non-empty string of at most 200 bytes");
         json_decref(arr);
         return;
     }
     const char *room = json_string_value(a0);
     size_t rl = json_string_length(a0);
     if (memchr(room, 0, rl)) {
-        s_ack_error(k, ack_id, "invalid room name");
+        sock_ack_error(k, ack_id, "invalid room name");
         json_decref(arr);
         return;
     }
     if (join && !s_room_allowed(k, room, rl)) {
         k->sess->gw->stats.auth_failures++;
         log_info("event=join_refused sid=%s user=%s room=\"%s\"", k->sess->sid, k->user, room);
-        s_ack_error(k, ack_id, "not allowed to join this room");
+        sock_ack_error(k, ack_id, "not allowed to join this room");
         json_decref(arr);
         return;
     }
     int rc = join ? sock_join(k, room, rl) : sock_leave(k, room, rl);
     json_decref(arr);
     if (rc < 0) {
-        s_ack_error(k, ack_id, "too many rooms");
+        sock_ack_error(k, ack_id, "too many rooms");
         return;
     }
+    if (rc == 0)
+        center_session_put(k);
     if (ack_id >= 0)
-        s_ack_json(k, ack_id, json_pack("{s:b}", "ok", 1));
+        sock_ack_json(k, ack_id, json_pack("{s:b}", "ok", 1));
 }
 
 /* Handles an EVENT or BINARY_EVENT (attachments in s->bin_*). */
@@ -424,7 +712,7 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
             char *ev = malloc(n);
             if (ev) {
                 int el = snprintf(ev, n, "[\"message-back\"%.*s", (int)rest_len, rest);
-                s_emit_raw(k, binary ? SIO_BINARY_EVENT : SIO_EVENT, binary ? s->bin_have : 0,
+                sock_emit(k, binary ? SIO_BINARY_EVENT : SIO_EVENT, binary ? s->bin_have : 0,
                            -1, ev, (size_t)el);
                 free(ev);
                 if (binary)
@@ -436,7 +724,7 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
             if (ev) {
                 ev[0] = '[';
                 memcpy(ev + 1, args, args_len);
-                s_emit_raw(k, binary ? SIO_BINARY_ACK : SIO_ACK, binary ? s->bin_have : 0,
+                sock_emit(k, binary ? SIO_BINARY_ACK : SIO_ACK, binary ? s->bin_have : 0,
                            p->ack_id, ev, args_len + 1);
                 free(ev);
                 if (binary)
@@ -448,9 +736,10 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
     }
     if (strcmp(name, "join") == 0 || strcmp(name, "leave") == 0) {
         s_join_leave(k, name[0] == 'j', args, args_len, p->ack_id);
+    } else if (!k->recovering) {
+        center_event(k, name, args, args_len, p->ack_id);
     } else {
-        log_debug("event=unknown_client_event sid=%s name=\"%s\"", s->sid, name);
-        s_ack_error(k, p->ack_id, "unknown event");
+        sock_ack_error(k, p->ack_id, "connection is recovering, retry");
     }
     free(name);
     return 0;

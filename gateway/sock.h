@@ -25,6 +25,12 @@ struct sock {
     size_t nrooms, rooms_cap;
     int64_t next_ack;           //  Next id for a server -> client ack request
     json_t *allowed_rooms;      //  The token's "rooms" claim (array), or NULL
+    json_t *publish_rooms;      //  The token's "publish" claim (array), or NULL
+    char pid[24];               //  Recovery id (connection-state recovery), "" if off
+    int recovering;             //  CONNECT pending on a recovery: deliveries are held
+    struct held *held;          //  Deliveries held while recovering (oldest first)
+    struct held *held_tail;
+    uint64_t recovered_to;      //  Last seq sent by the recovery replay
 };
 
 /* Handles the Socket.IO packet carried by an Engine.IO message. Returns 0, or
@@ -34,6 +40,23 @@ int sock_on_message(session_t *s, const char *data, size_t len);
 int sock_on_binary(session_t *s, const void *data, size_t len);
 /* Leaves all rooms and frees every socket of the session. */
 void sock_destroy_all(session_t *s);
+
+/* Queues a fan-out packet (seq 0: ephemeral) to the socket, or holds it
+ * while the socket is recovering. */
+void sock_deliver(sock_t *k, pkt_t *p, uint64_t seq);
+
+/* Emits "4" + Socket.IO header + json as one Engine.IO message. */
+void sock_emit(sock_t *k, int type, unsigned attachments, int64_t ack_id,
+               const char *json, size_t json_len);
+/* Emits the event `name` with one JSON argument (raw text). */
+void sock_emit_event(sock_t *k, const char *name, const char *json, size_t json_len);
+/* Acknowledges ack_id (if >= 0) with one argument: obj (stolen) /
+ * {"error": message} / raw JSON text. */
+void sock_ack_json(sock_t *k, int64_t ack_id, json_t *obj);
+void sock_ack_error(sock_t *k, int64_t ack_id, const char *message);
+void sock_ack_raw(sock_t *k, int64_t ack_id, const char *json, size_t len);
+/* 1 if the room name matches the claim list (names, or prefixes ending in '*'). */
+int sock_claim_allows(const json_t *claim, const char *room, size_t len);
 
 /* Joins / leaves a room of the socket's namespace. 0, 1 (already in / not
  * in it), or -1 (allocation failure, too many rooms). */

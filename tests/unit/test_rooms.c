@@ -5,9 +5,11 @@
 
 typedef struct { int subs, unsubs; char last[64]; size_t last_len; } sub_log_t;
 
-static void s_sub(void *arg, const char *key, size_t klen, int subscribe)
+static void s_sub(void *arg, room_t *room, int subscribe)
 {
     sub_log_t *l = arg;
+    size_t klen;
+    const char *key = room_key(room, &klen);
     if (subscribe) l->subs++; else l->unsubs++;
     memcpy(l->last, key, klen < sizeof l->last ? klen : sizeof l->last);
     l->last_len = klen;
@@ -83,5 +85,28 @@ TEST(swap_removal_keeps_every_slot_index_true)
     rooms_destroy(&r);
 }
 
+TEST(iteration_visits_every_room_once)
+{
+    rooms_t *r = rooms_new(NULL, NULL);
+    int m;
+    room_slot_t slots[50];
+    memset(slots, 0, sizeof slots);
+    for (int i = 0; i < 50; i++) {
+        char key[32];
+        int kl = snprintf(key, sizeof key, "/%c%d%c", 0, i, 0);
+        CHECK_EQ_INT(rooms_join(r, key, (size_t)kl, &m, &slots[i]), 0);
+        room_set_data(slots[i].room, &slots[i]);
+    }
+    size_t pos = 0, seen = 0;
+    room_t *room;
+    while ((room = rooms_next(r, &pos)) != NULL) {
+        room_slot_t *s = room_data(room);
+        CHECK(s->room == room);     /* each room's data is its own slot */
+        seen++;
+    }
+    CHECK_EQ_INT(seen, 50);
+    rooms_destroy(&r);
+}
+
 TEST_MAIN(first_join_subscribes_last_leave_unsubscribes, keys_are_exact_not_prefixes,
-          swap_removal_keeps_every_slot_index_true)
+          swap_removal_keeps_every_slot_index_true, iteration_visits_every_room_once)
