@@ -230,6 +230,35 @@ for (const mode of MODES) {
       main.disconnect();
     });
 
+    test('events written every 2 ms from the Engine.IO open through the upgrade: each once, in order', T, async () => {
+      const m = newManager(mode.transports);
+      const s = sock(m, '/');
+      const N = 60;
+      const sent = new Set();
+      m.once('open', () => {
+        // Raw Socket.IO EVENTs through the client's own Engine.IO socket,
+        // starting right behind its CONNECT (same write buffer), so some go
+        // over polling while the probe is in flight and some over WebSocket.
+        let i = 0;
+        const tick = () => {
+          if (i >= N || !m.engine) return;
+          sent.add(m.engine.transport.name);
+          m.engine.send(`2["message","seq",${i++}]`);
+          setTimeout(tick, 2);
+        };
+        tick();
+      });
+      await connected(s);
+      const backs = await eventsNamed(s, 'message-back', N, 8000);
+      assert.deepEqual(backs.map((e) => e.args[1]), Array.from({ length: N }, (_, i) => i));
+      await sleep(200);
+      assert.equal(s.events.filter((e) => e.event === 'message-back').length, N, 'duplicates');
+      if (mode.transports === null) {
+        assert.deepEqual([...sent].sort(), ['polling', 'websocket'], 'the sequence did not straddle the upgrade');
+      }
+      s.disconnect();
+    });
+
     test('connect without auth: the auth event carries {}', T, async () => {
       const m = newManager(mode.transports);
       const s = sock(m, '/');
