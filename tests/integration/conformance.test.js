@@ -804,11 +804,24 @@ describe('Socket.IO v5 (/socket.io/)', () => {
 
     test('the auth payload is passed through byte-exact (key order, escapes, numbers)', T, async () => {
       const c = await eioWs('/socket.io/');
-      const auth = '{"z":1,"a":{"y":[1.50,-0,1e2]},"s":"\\u00e9\\n","big":12345678901234567890}';
+      const auth = '{"z":1,"a":{"y":[1.50,-0,1e2]},"s":"\\u00e9\\n\\/"}';
       c.send(`40${auth}`);
       assert.match(await c.next(1000, { skipPings: true }), /^40\{"sid":"[^"]+"\}$/);
       assert.equal(await c.next(1000, { skipPings: true }), `42["auth",${auth}]`);
     });
+
+    // Valid JSON that JSON.parse accepts (the reference server connects):
+    // an integer beyond 64 bits and a \u0000 escape, both accepted in EVENTs.
+    for (const auth of ['{"big":12345678901234567890}', '{"s":"a\\u0000b"}']) {
+      test(`CONNECT payload ${auth} is accepted and echoed like it is in events`, T, async () => {
+        const c = await eioWs('/socket.io/');
+        c.send(`40${auth}`);
+        assert.match(await c.next(1000, { skipPings: true }), /^40\{"sid":"[^"]+"\}$/);
+        assert.equal(await c.next(1000, { skipPings: true }), `42["auth",${auth}]`);
+        c.send(`42["message",${auth}]`);
+        assert.equal(await c.next(1000, { skipPings: true }), `42["message-back",${auth}]`);
+      });
+    }
 
     test('40/random → exactly 44/random,{"message":"Invalid namespace"}, the connection stays open', T, async () => {
       const c = await eioWs('/socket.io/');
