@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -397,6 +398,68 @@ static void s_ws_read(conn_t *c)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
+static int s_method(const http_request_t *req, const char *m)
+{
+    size_t n = strlen(m);
+    return req->method_len == n && memcmp(req->method, m, n) == 0;
+}
+
+static const char *s_content_type(const char *path)
+{
+    static const struct { const char *ext, *type; } types[] = {
+        { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript; charset=utf-8" },
+        { ".css", "text/css; charset=utf-8" }, { ".json", "application/json" },
+        { ".svg", "image/svg+xml" }, { ".png", "image/png" }, { ".ico", "image/x-icon" },
+        { ".map", "application/json" },
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+/* Serves a file of --static-dir: "/" is index.html; only [A-Za-z0-9._-/]
+ * paths without "..", at most 1 MiB. */
+static void s_static(conn_t *c, const http_request_t *req)
+{
+    char rel[256];
+    if (req->path_len == 0 || req->path_len >= sizeof rel - 16 || req->path[0] != '/') {
+        conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
+        return;
+    }
+    memcpy(rel, req->path, req->path_len);
+    rel[req->path_len] = 0;
+    if (strcmp(rel, "/") == 0)
+        strcpy(rel, "/index.html");
+    for (const char *p = rel; *p; p++) {
+        char ch = *p;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == '-' || ch == '/';
+        if (!ok || (ch == '.' && p[1] == '.')) {
+            conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
+            return;
+        }
+    }
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", c->gw->cfg.static_dir, rel);
+    struct stat st;
+    FILE *f = stat(full, &st) == 0 && S_ISREG(st.st_mode) ? fopen(full, "rb") : NULL;
+    char *buf = f ? malloc(1 << 20) : NULL;
+    size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
+    int too_big = buf && n == (1 << 20) && fgetc(f) != EOF;
+    if (f)
+        fclose(f);
+    if (!buf || too_big) {
+        free(buf);
+        conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
+        return;
+    }
+    conn_http_reply(c, 200, s_content_type(rel), "Cache-Control: no-cache\r\n", buf,
+                    s_method(req, "HEAD") ? 0 : n);
+    free(buf);
+}
+
 static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, size_t blen)
 {
     const http_header_t *origin = http_find_header(req, "Origin");
@@ -438,6 +501,10 @@ static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, s
         return;
     }
 #undef PATH_IS
+    if (c->gw->cfg.static_dir && (s_method(req, "GET") || s_method(req, "HEAD"))) {
+        s_static(c, req);
+        return;
+    }
     conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
 }
 

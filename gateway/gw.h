@@ -41,6 +41,7 @@ typedef struct {
     char *cors_origin;          /* NULL: no CORS headers; "*" or a list */
     long drain_timeout_ms;
     int recovery;               /* connection-state recovery (offsets on events) */
+    char *static_dir;           /* files served at / (the demo page), or NULL */
     long resync_interval_ms;    /* how often every room's position is checked */
     long rpc_timeout_ms;
 } gw_config_t;

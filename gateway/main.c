@@ -160,6 +160,8 @@ int main(int argc, char **argv)
           "how often every room's position is checked with the broker", 100, 3600000 },
         { "rpc-timeout-ms", "BELFRY_RPC_TIMEOUT_MS", CFG_INT, &c->rpc_timeout_ms, "5000",
           "time allowed for a broker to answer a request", 100, 600000 },
+        { "static-dir", "BELFRY_STATIC_DIR", CFG_STR, &c->static_dir, NULL,
+          "serve the files of this folder at / (e.g. the demo page); unset: none", 0, 0 },
         { "log-level", "BELFRY_LOG_LEVEL", CFG_STR, &log_level, "info",
           "debug, info, warn or error", 0, 0 },
         { "log-json", "BELFRY_LOG_JSON", CFG_BOOL, &log_json, "0", "log one JSON object per line", 0, 0 },

@@ -593,6 +593,13 @@ void session_http(gw_t *gw, conn_t *c, const http_request_t *req, const char *bo
             conn_http_eio_error(c, 400, 3, "Bad request");
             return;
         }
+        if (s->probe) {
+            /* an upgrade is being probed: the client must stop polling, and
+             * what is queued will move to the WebSocket after 5 */
+            conn_http_reply(c, 200, "text/plain; charset=UTF-8", "Cache-Control: no-store\r\n",
+                            "6", 1);
+            return;
+        }
         s->poll = c;
         conn_set_session(c, s);
         conn_park(c);
