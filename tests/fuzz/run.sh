@@ -14,7 +14,9 @@
 #                 crash artifact. Default: a fresh temporary directory, removed
 #                 when every target passed. Set it to keep a growing corpus
 #                 between runs.
-#   FUZZ_ARGS     extra libFuzzer flags
+#   FUZZ_ARGS     extra libFuzzer flags. The targets' own stdout/stderr are
+#                 closed (-close_fd_mask=3: cfg prints a message per input);
+#                 libFuzzer and sanitizer reports still reach the log.
 #
 # Exits 0 when no target crashed, 1 otherwise, after printing each
 # reproducer: build-fuzz/fuzz_<name> <artifact>. Run from the repository root.
@@ -59,14 +61,15 @@ for t in $FUZZ_TARGETS; do
     done
     start=$(date +%s)
     "$exe" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=5 \
-        -artifact_prefix="$d/" -print_final_stats=1 ${FUZZ_ARGS:-} "$d/corpus" >"$d/log" 2>&1
+        -close_fd_mask=3 -artifact_prefix="$d/" -print_final_stats=1 ${FUZZ_ARGS:-} \
+        "$d/corpus" >"$d/log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log" | tail -n 1)
     cov=$(grep -E '^#[0-9]+' "$d/log" | tail -n 1 | sed -n 's/.*\(cov: [0-9]*\).*\(corp: [^ ]*\).*/\1 \2/p')
     echo "fuzz $t: rc=$rc $(( $(date +%s) - start ))s runs=${runs:-?} $cov"
     if [ $rc -ne 0 ]; then
         fail=1; keep=1
-        grep -E 'ERROR|SUMMARY|runtime error|#[0-9]+ in ' "$d/log" | head -n 12
+        grep -E 'ERROR|SUMMARY|runtime error|#[0-9]+ 0x[0-9a-f]+ in ' "$d/log" | head -n 14
         for a in "$d"/crash-* "$d"/leak-* "$d"/timeout-* "$d"/oom-* "$d"/slow-unit-*; do
             [ -f "$a" ] && echo "reproduce: $exe $a"
         done
