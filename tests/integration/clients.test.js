@@ -270,6 +270,37 @@ for (const mode of MODES) {
   });
 }
 
+// Busy polling clients: the ping is queued while no GET is parked and reaches
+// the client late; the client keeps POSTing packets. Like the Node server, the
+// gateway must not drop such a session for a late pong while packets arrive.
+test("socket.io-client, transports ['polling']: 8 busy clients (event every 2 ms for ~1.5 s) keep their sessions", T, async () => {
+  const N = 600;
+  const run = async (k) => {
+    const m = newManager(['polling']);
+    const s = sock(m, '/');
+    const closes = [];
+    m.once('open', () => {
+      m.engine.on('close', (reason) => closes.push(reason));
+      let i = 0;
+      const tick = () => {
+        if (i >= N || !m.engine || m.engine.readyState !== 'open') return;
+        m.engine.send(`2["message","seq",${i++}]`);
+        setTimeout(tick, 2);
+      };
+      tick();
+    });
+    await connected(s);
+    const deadline = Date.now() + 15000;
+    while (Date.now() < deadline && closes.length === 0 && s.events.filter((e) => e.event === 'message-back').length < N) await sleep(50);
+    const got = s.events.filter((e) => e.event === 'message-back').length;
+    s.disconnect();
+    return { k, got, closes };
+  };
+  const res = await Promise.all(Array.from({ length: 8 }, (_, k) => run(k)));
+  const bad = res.filter((r) => r.got !== N || r.closes.length);
+  assert.deepEqual(bad, [], `clients that lost their session or events (of ${N}): ${JSON.stringify(bad)}`);
+});
+
 // ---------------------------------------------------------------------------
 // python-socketio (Debian 5.7.2).
 function runPy(mode) {
