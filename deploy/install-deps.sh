@@ -2,10 +2,22 @@
 # deploy/install-deps.sh — installs, on Debian 12, the packages Belfry needs
 # to build, run and test, and only those missing (dpkg-query first, so a
 # machine that has everything costs no apt-get at all). Run as root, or as a
-# user with sudo. Usage: bash deploy/install-deps.sh [--no-node]
+# user with sudo. Usage: bash deploy/install-deps.sh [--no-node] [--no-browser]
+#   (default)     everything the tests need: also Node.js/npm and Debian
+#                 `chromium` (the headless browser of the browser tests);
+#   --no-node     only what building and running needs (deploy/run-local.sh):
+#                 no Node.js, no browser;
+#   --no-browser  the tests' dependencies without chromium.
 set -u
 want_node=1
-[ "${1:-}" = "--no-node" ] && want_node=0
+want_browser=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-node) want_node=0; want_browser=0 ;;
+        --no-browser) want_browser=0 ;;
+        *) echo "install-deps: unknown option $arg (use --no-node, --no-browser)" >&2; exit 2 ;;
+    esac
+done
 
 DEBS="build-essential pkg-config libevent-dev libzmq3-dev libmsgpack-dev libjansson-dev
       libssl-dev libpq-dev postgresql python3-socketio python3-websocket"
@@ -18,6 +30,11 @@ if [ "$want_node" -eq 1 ]; then
     # that bundles npm); the commands are what matter.
     command -v node >/dev/null 2>&1 || missing="$missing nodejs"
     command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
+if [ "$want_browser" -eq 1 ]; then
+    # tests/integration/browser.test.js and demo.test.js drive /usr/bin/chromium
+    # through npm playwright-core.
+    dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed' || missing="$missing chromium"
 fi
 [ -z "$missing" ] && exit 0
 

@@ -345,10 +345,29 @@ function healthz(port, timeoutMs = 3000) {
 }
 
 // ---------------------------------------------------------------------------
+// The demo page's folder: deploy/web/* plus the official client bundle
+// (node_modules/socket.io-client/dist/socket.io.min.js) as socket.io.min.js,
+// copied into `dest` (created if missing). Returns dest.
+const WEB_SRC = path.join(ROOT, 'deploy', 'web');
+const CLIENT_BUNDLE = path.join(ROOT, 'node_modules', 'socket.io-client', 'dist', 'socket.io.min.js');
+function makeWebDir(dest) {
+  fs.mkdirSync(dest, { recursive: true });
+  for (const f of fs.readdirSync(WEB_SRC)) {
+    const src = path.join(WEB_SRC, f);
+    if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(dest, f));
+  }
+  if (!fs.existsSync(CLIENT_BUNDLE)) throw new Error(`${CLIENT_BUNDLE} is missing (npm ci first)`);
+  fs.copyFileSync(CLIENT_BUNDLE, path.join(dest, 'socket.io.min.js'));
+  return dest;
+}
+
+// ---------------------------------------------------------------------------
 // The cluster: PostgreSQL + broker + gateways.
 class Cluster {
   // opts: name (log folder), gateways (count, default 2), jwtSecret,
-  // brokerArgs/gatewayArgs (extra flags), env (extra environment).
+  // brokerArgs/gatewayArgs (extra flags), env (extra environment),
+  // web (true: every gateway serves the demo page, see makeWebDir, with
+  // --static-dir from a temporary folder; cluster.webDir names it).
   static async start(opts = {}) {
     const c = new Cluster(opts);
     activeClusters.add(c);
@@ -370,6 +389,8 @@ class Cluster {
     this.brokerArgs = opts.brokerArgs || [];
     this.gatewayArgs = opts.gatewayArgs || [];
     this.env = opts.env || {};
+    this.web = !!opts.web;
+    this.webDir = null;
     this.outDir = path.join(OUT_ROOT, this.name);
     fs.rmSync(this.outDir, { recursive: true, force: true });
     fs.mkdirSync(this.outDir, { recursive: true });
@@ -383,6 +404,12 @@ class Cluster {
   async _start() {
     for (const b of ['belfry-broker', 'belfry-gateway']) {
       if (!fs.existsSync(path.join(BUILD, b))) throw new Error(`${path.join(BUILD, b)} does not exist (build first, or set BELFRY_BUILD)`);
+    }
+    if (this.web) {
+      this.webDir = fs.mkdtempSync(path.join(os.tmpdir(), 'belfry-web-'));
+      liveDirs.add(this.webDir);
+      makeWebDir(this.webDir);
+      this.gatewayArgs = [...this.gatewayArgs, '--static-dir', this.webDir];
     }
     await this.pg.start();
     this.dbUrl = this.pg.url;
@@ -496,6 +523,10 @@ class Cluster {
     if (this.broker && this.broker.alive) this._judgeExit(this.broker, await this.broker.stop('SIGTERM'));
     if (this.db) await this.db.end().catch(() => {});
     await this.pg.destroy();
+    if (this.webDir) {
+      fs.rmSync(this.webDir, { recursive: true, force: true });
+      liveDirs.delete(this.webDir);
+    }
     activeClusters.delete(this);
     if (this.procProblems.length && !quiet) {
       const msg = this.procProblems.join('\n');
@@ -519,4 +550,5 @@ function withLogs(fn) {
 
 module.exports = {
   ROOT, BUILD, SLOW, Cluster, Postgres, Proc, mintJwt, freePort: freshPort, sleep, withLogs, tailOf, healthz,
+  makeWebDir,
 };
