@@ -30,6 +30,12 @@
 #include "schema.h"
 
 #define STOP_DEADLINE_S 3
+/* Time between binding the PUB socket and contacting the database. After a
+ * broker restart, gateways' SUB sockets reconnect (ZeroMQ retries every
+ * 100 ms by default) and resend their subscriptions; publishing the backlog
+ * before that would drop it on the floor (the "slow joiner"), leaving the
+ * gateways to replay it. */
+#define PUB_GRACE_MS 500
 
 typedef struct {
     struct event_base *base;
@@ -82,6 +88,17 @@ static void s_stopped(void *arg)
 {
     broker_t *b = arg;
     event_base_loopbreak(b->base);
+}
+
+static void s_on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    if (!b->stopping)
+        db_start(b->db);
+    else
+        event_base_loopbreak(b->base);
 }
 
 static void s_on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -246,7 +263,11 @@ int main(int argc, char **argv)
         goto done;
     }
     log_info("event=bound pub=%s rpc=%s", pub_bind, rpc_bind);
-    db_start(b.db);
+    struct timeval grace = { PUB_GRACE_MS / 1000, (PUB_GRACE_MS % 1000) * 1000 };
+    if (event_base_once(b.base, -1, EV_TIMEOUT, s_on_grace, &b, &grace) != 0) {
+        log_error("event=fatal reason=\"out of memory\"");
+        goto done;
+    }
     event_base_dispatch(b.base);
     log_info("event=stopped published=%llu publish_errors=%llu rpc_requests=%llu rpc_malformed=%llu",
              (unsigned long long)pub_sent_count(b.pub), (unsigned long long)pub_error_count(b.pub),
