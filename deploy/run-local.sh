@@ -5,6 +5,9 @@
 # unprivileged `postgres` user on 127.0.0.1, applies the schema, then starts
 # one broker and two gateways (127.0.0.1:8080 and :8081). Logs go to
 # ./var/log/. Ctrl-C stops everything this script started, and nothing else.
+# The gateways also serve the demo page (deploy/web/, copied with the official
+# client bundle from node_modules/socket.io-client into ./var/web) at /; the
+# script prints its address with a token for user 42.
 #
 # Settings (environment): BELFRY_JWT_SECRET (default: a development secret
 # generated once and kept in var/dev-jwt-secret), BELFRY_PG_PORT (54329),
@@ -104,6 +107,21 @@ if [ -z "${BELFRY_JWT_SECRET:-}" ]; then
 fi
 export BELFRY_JWT_SECRET
 
+# --- the demo page -------------------------------------------------------
+# deploy/web/* plus the official client bundle, which comes from npm
+# (`npm ci`); without it the page is served but cannot connect.
+WEB=$VAR/web
+BUNDLE=$ROOT/node_modules/socket.io-client/dist/socket.io.min.js
+mkdir -p "$WEB"
+cp deploy/web/* "$WEB"/ || die "copying deploy/web failed"
+web_note=""
+if [ -f "$BUNDLE" ]; then
+    cp "$BUNDLE" "$WEB/socket.io.min.js" || die "copying $BUNDLE failed"
+else
+    rm -f "$WEB/socket.io.min.js"
+    web_note="  (the page needs node_modules/socket.io-client: run npm ci, then restart)"
+fi
+
 # --- broker and gateways --------------------------------------------------
 wait_ready() {  # wait_ready PID LOGFILE NAME
     for _ in $(seq 200); do
@@ -125,7 +143,8 @@ wait_ready "$!" "$LOG/broker.run.log" broker
 for port in $GW_PORTS; do
     : >"$LOG/gateway-$port.log"
     "$BUILD/belfry-gateway" --listen "127.0.0.1:$port" --broker-pub "tcp://127.0.0.1:$PUB_PORT" \
-        --broker-rpc "tcp://127.0.0.1:$RPC_PORT" --log-level "$LEVEL" >"$LOG/gateway-$port.log" 2>&1 &
+        --broker-rpc "tcp://127.0.0.1:$RPC_PORT" --static-dir "$WEB" --log-level "$LEVEL" \
+        >"$LOG/gateway-$port.log" 2>&1 &
     pids+=($!)
     wait_ready "$!" "$LOG/gateway-$port.log" "gateway :$port"
 done
@@ -149,6 +168,9 @@ Belfry is running (logs in var/log/, Ctrl-C stops it):
   broker      pub tcp://127.0.0.1:$PUB_PORT, rpc tcp://127.0.0.1:$RPC_PORT
   gateways    $(for p in $GW_PORTS; do printf 'http://127.0.0.1:%s  ' "$p"; done)
 
+Demo page (bell, unread list, mark as read) as user 42, one tab per gateway:
+$(for p in $GW_PORTS; do printf '  http://127.0.0.1:%s/?token=%s\n' "$p" "$TOKEN"; done)
+$web_note
 Connect a Socket.IO client as user 42 (token valid 24 h):
   const socket = io("http://127.0.0.1:$first_port", { transports: ["websocket"],
                     auth: { token: "$TOKEN" } });
