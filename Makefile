@@ -60,6 +60,7 @@ $(BUILD)/belfry-gateway: $(GATEWAY_OBJ) $(LIB)
 TEST_EXTRA_test_rooms := $(BUILD)/obj/gateway/rooms.o
 
 .SECONDEXPANSION:
+.SECONDARY:
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(TEST_EXTRA_$$*) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@

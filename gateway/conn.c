@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -133,15 +134,50 @@ void conn_abort(conn_t *c)
     s_reap_now(c);
 }
 
+/* Lingering close, the last step of a graceful one: our side is shut for
+ * writing, and whatever the peer still sends is read and dropped until it
+ * closes too (or CONN_LINGER_MS pass). Closing with unread input would make
+ * the kernel answer with a reset, which can destroy the response (a 413, a
+ * close frame with 1009) before the peer has read it. */
+#define CONN_LINGER_MS 2000
+
+static void s_linger_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void s_linger_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    s_reap_now(arg);            /* EOF, error or the linger timeout */
+}
+
+static void s_linger(conn_t *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
+        s_reap_now(c);
+        return;
+    }
+    struct timeval tv = { CONN_LINGER_MS / 1000, (CONN_LINGER_MS % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_setcb(c->bev, s_linger_read, NULL, s_linger_event, c);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
 void conn_close(conn_t *c)
 {
     if (!s_begin_close(c))
         return;
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        s_reap_now(c);
+        s_linger(c);
         return;
     }
-    /* flush, then reap from the write callback; give up after a while */
+    /* flush, then linger from the write callback; give up after a while */
     struct timeval tv = { 5, 0 };
     bufferevent_set_timeouts(c->bev, NULL, &tv);
     bufferevent_setcb(c->bev, NULL, s_write_cb, s_event_cb, c);
@@ -166,7 +202,7 @@ static void s_write_cb(struct bufferevent *bev, void *arg)
 {
     conn_t *c = arg;
     if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        s_reap_now(c);
+        s_linger(c);
 }
 
 static void s_event_cb(struct bufferevent *bev, short what, void *arg)

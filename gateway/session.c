@@ -169,6 +169,7 @@ static void s_hb_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     s->pong_deadline = s_now_ms() + s->gw->cfg.ping_timeout_ms;
+    s->pong_refreshed = 0;
     struct timeval tv;
     s_tv(&tv, s->gw->cfg.ping_timeout_ms);
     event_add(s->hb, &tv);
@@ -182,6 +183,20 @@ static void s_on_pong(session_t *s)
     s->pong_deadline = 0;
     struct timeval tv;
     s_tv(&tv, s->gw->cfg.ping_interval_ms);
+    event_add(s->hb, &tv);
+}
+
+/* A packet other than pong arrived while a pong is due: the client is alive
+ * and busy (its pong may be behind events in the same POST or be delayed by
+ * the poll cycle), so the deadline is extended once per ping, as Node does. */
+static void s_on_activity(session_t *s)
+{
+    if (!s->pong_deadline || s->pong_refreshed)
+        return;
+    s->pong_refreshed = 1;
+    s->pong_deadline = s_now_ms() + s->gw->cfg.ping_timeout_ms;
+    struct timeval tv;
+    s_tv(&tv, s->gw->cfg.ping_timeout_ms);
     event_add(s->hb, &tv);
 }
 
@@ -343,6 +358,8 @@ void session_on_conn_closed(session_t *s, conn_t *c)
  * Returns 0, or -1 on a protocol error (the caller closes the session). */
 static int s_packet(session_t *s, conn_t *c, const eio_packet_t *p)
 {
+    if (p->binary || p->type != EIO_PONG)
+        s_on_activity(s);
     if (p->binary) {
         if (s->raw) {
             session_send_binary(s, p->data, p->len);

@@ -36,6 +36,7 @@ struct session {
     struct evbuffer *queue;     //  Polling: records waiting for the next GET
     struct event *hb;           //  Heartbeat timer
     int64_t pong_deadline;      //  Monotonic ms by which a pong is due, 0 if none due
+    int pong_refreshed;         //  The deadline was extended once for this ping
     struct event *connect_timer;    //  Socket.IO connect timeout
     char *query_token;          //  `token` query parameter of the handshake
     char *query_user;           //  `user` query parameter (insecure mode)

@@ -506,7 +506,7 @@ static int s_connect(session_t *s, const sio_packet_t *p)
         return 0;                           /* already connected: nothing to do */
     json_t *auth = NULL;
     if (p->data) {
-        auth = json_loadb(p->data, p->data_len, 0, NULL);
+        auth = json_loadb(p->data, p->data_len, SIO_JSON_FLAGS, NULL);
         if (!auth)
             return -1;
     }
@@ -658,7 +658,7 @@ static void s_join_leave(sock_t *k, int join, const char *args, size_t args_len,
         return;
     arr_txt[0] = '[';
     memcpy(arr_txt + 1, args, args_len);
-    json_t *arr = json_loadb(arr_txt, args_len + 1, 0, NULL);
+    json_t *arr = json_loadb(arr_txt, args_len + 1, SIO_JSON_FLAGS, NULL);
     free(arr_txt);
     json_t *a0 = json_array_get(arr, 0);
     if (json_is_object(a0))

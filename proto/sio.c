@@ -24,7 +24,6 @@
  * ours), "\u0000" inside strings (valid JSON, JSON.parse takes it), and
  * integers as reals so that a number beyond 64 bits is not an error (JSON.parse
  * takes it as a double). */
-#define SIO_JSON_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
 
 static int s_is_digit(char c)
 {

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 enum {
     SIO_CONNECT = 0, SIO_DISCONNECT = 1, SIO_EVENT = 2, SIO_ACK = 3,
@@ -20,6 +21,12 @@ enum {
 };
 
 #define SIO_MAX_ATTACHMENTS 64
+
+/* How Socket.IO JSON is parsed (jansson flags): as JSON.parse does, any value,
+ * NUL in strings, and integers of any size (as reals). Whoever parses what a
+ * client sent uses these, so that what the codec accepted is never refused
+ * later. */
+#define SIO_JSON_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
 
 typedef struct {
     int type;
