@@ -31,6 +31,7 @@
 #include <zmq.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FANOUT_BUDGET 2048
 #define FANOUT_QUEUE_MAX 100000     /* messages waiting behind a replay, per room */
@@ -38,6 +39,10 @@
 #define FANOUT_POSITIONS_MAX 1000
 
 static const char HB_TOPIC[] = "\x01hb";    /* + the NUL: 4 bytes */
+
+const double fanout_lat_bounds[FANOUT_LAT_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
 
 typedef struct qmsg {
     struct qmsg *next;
@@ -78,6 +83,21 @@ struct fanout {
 };
 
 static void s_check_rooms(fanout_t *f);
+
+/* Records created_at -> now for a message delivered live. */
+static void s_latency(fanout_t *f, int64_t ts_us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double lat = (double)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - ts_us) / 1e6;
+    if (lat < 0)
+        lat = 0;
+    f->stats.lat_count++;
+    f->stats.lat_sum_s += lat;
+    for (int i = 0; i < FANOUT_LAT_BUCKETS; i++)
+        if (lat <= fanout_lat_bounds[i])
+            f->stats.lat_bucket[i]++;
+}
 
 /* ---- encoding ------------------------------------------------------------ */
 
@@ -211,6 +231,8 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
     }
     s_deliver(f, fr->room, m);
     fr->last = m->seq;
+    if (m->ts_us > 0)
+        s_latency(f, m->ts_us);
     return P_DONE;
 }
 
@@ -611,7 +633,7 @@ fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
         log_error("event=zmq_error reason=\"%s\"", zmq_strerror(zmq_errno()));
         goto fail;
     }
-    int hwm = 1000000, zero = 0;
+    int hwm = (int)gw->cfg.sub_hwm, zero = 0;
     zmq_setsockopt(f->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(f->sub, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(f->sub, ZMQ_SUBSCRIBE, HB_TOPIC, sizeof HB_TOPIC);

@@ -47,7 +47,15 @@ typedef struct {
     uint64_t resyncs;           //  Rooms found behind by a positions check
     uint64_t duplicates;        //  Messages dropped as already delivered
     uint64_t replay_failures;   //  Replays that could not be completed
+    /* created_at -> queued to clients, for live (not replayed) messages */
+#define FANOUT_LAT_BUCKETS 13
+    uint64_t lat_bucket[FANOUT_LAT_BUCKETS];    //  Count at or below each bound
+    uint64_t lat_count;
+    double lat_sum_s;
 } fanout_stats_t;
+
+/* Upper bounds of the latency buckets, seconds. */
+extern const double fanout_lat_bounds[FANOUT_LAT_BUCKETS];
 const fanout_stats_t *fanout_stats(const fanout_t *self);
 
 #endif

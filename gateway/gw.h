@@ -44,6 +44,7 @@ typedef struct {
     char *static_dir;           /* files served at / (the demo page), or NULL */
     long resync_interval_ms;    /* how often every room's position is checked */
     long rpc_timeout_ms;
+    long sub_hwm;               /* ZeroMQ receive high-water mark of the fan-out */
 } gw_config_t;
 
 /* Counters exported on /metrics. */

@@ -2,6 +2,8 @@
 #include "metrics.h"
 #include "conn.h"
 #include "rooms.h"
+#include "fanout.h"
+#include "upstream.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -45,6 +47,31 @@ void metrics_serve(gw_t *gw, conn_t *c)
              "Clients dropped at their output buffer limit.", st->slow_consumer_drops);
     s_metric(b, "belfry_gateway_bad_envelopes_total", "counter",
              "Undecodable messages from the fan-out.", st->bad_envelopes);
+    const fanout_stats_t *fs = fanout_stats(gw->fanout);
+    s_metric(b, "belfry_gateway_gaps_total", "counter",
+             "Broken prev links detected in the fan-out.", fs->gaps);
+    s_metric(b, "belfry_gateway_replayed_total", "counter",
+             "Messages delivered from broker replays.", fs->replayed);
+    s_metric(b, "belfry_gateway_resyncs_total", "counter",
+             "Rooms found behind by a positions check.", fs->resyncs);
+    s_metric(b, "belfry_gateway_duplicates_total", "counter",
+             "Messages dropped as already delivered.", fs->duplicates);
+    s_metric(b, "belfry_gateway_replay_failures_total", "counter",
+             "Replays that could not be completed.", fs->replay_failures);
+    s_metric(b, "belfry_gateway_broker_ready", "gauge",
+             "1 when a leading broker answers and the fan-out is connected.",
+             (uint64_t)(fanout_ready(gw->fanout) && up_ready(gw->upstream)));
+    evbuffer_add_printf(b, "# HELP belfry_gateway_delivery_latency_seconds Row created_at to "
+                           "queued for clients, live messages.\n"
+                           "# TYPE belfry_gateway_delivery_latency_seconds histogram\n");
+    for (int i = 0; i < FANOUT_LAT_BUCKETS; i++)
+        evbuffer_add_printf(b, "belfry_gateway_delivery_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                            fanout_lat_bounds[i], (unsigned long long)fs->lat_bucket[i]);
+    evbuffer_add_printf(b, "belfry_gateway_delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+                           "belfry_gateway_delivery_latency_seconds_sum %.6f\n"
+                           "belfry_gateway_delivery_latency_seconds_count %llu\n",
+                        (unsigned long long)fs->lat_count, fs->lat_sum_s,
+                        (unsigned long long)fs->lat_count);
     size_t n = evbuffer_get_length(b);
     conn_http_reply(c, 200, "text/plain; version=0.0.4", NULL, evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
