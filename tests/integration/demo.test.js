@@ -76,7 +76,14 @@ describe('demo page (two tabs of user 42 on two gateways)', () => {
     } catch (e) {
       for (const tab of open) {
         await screenshot(tab.page, OUT, `FAILED-${name}-${tab.label}`).catch(() => {});
-        console.error(tab.describe());
+        const shown = await tab.page.evaluate(() => ({
+          status: document.getElementById('status').textContent,
+          problem: document.getElementById('problem').textContent,
+          badge: document.getElementById('badge').dataset.count,
+          snapshots: document.body.dataset.snapshots,
+          items: [...document.querySelectorAll('#list li')].map((li) => li.dataset.id),
+        })).catch((x) => String(x));
+        console.error(`--- tab ${tab.label} shows ${JSON.stringify(shown)}\n${tab.describe()}`);
       }
       throw e;
     }
