@@ -24,14 +24,28 @@ typedef struct {
     int connect;                //  unread: the snapshot sent on connect (an event)
 } ctx_t;
 
+/* A context for one request, or NULL when the socket has too many in
+ * flight (answered with an error ack) or memory ran out. */
 static ctx_t *s_ctx(sock_t *k, int64_t ack)
 {
+    if (k->inflight >= k->sess->gw->cfg.max_inflight) {
+        k->sess->gw->stats.limit_inflight++;
+        sock_ack_error(k, ack, "too many requests in flight");
+        return NULL;
+    }
     ctx_t *c = calloc(1, sizeof *c);
     if (c) {
         c->k = k;
         c->ack = ack;
+        k->inflight++;
     }
     return c;
+}
+
+static void s_ctx_free(ctx_t *c)
+{
+    c->k->inflight--;
+    free(c);
 }
 
 static void s_pack_str(msgpack_packer *pk, const char *s, size_t n)
@@ -66,12 +80,12 @@ static void s_send(sock_t *k, up_reply_fn *cb, ctx_t *c)
 static int s_reply_ok(ctx_t *c, const msgpack_object *reply, const char *error)
 {
     if (error == up_cancelled) {
-        free(c);
+        s_ctx_free(c);
         return 0;
     }
     if (error || !reply) {
         sock_ack_error(c->k, c->ack, error ? error : "no reply from the broker");
-        free(c);
+        s_ctx_free(c);
         return 0;
     }
     return 1;
@@ -84,7 +98,7 @@ static void s_unread_reply(void *arg, const msgpack_object *reply, const char *e
     ctx_t *c = arg;
     if (error && error != up_cancelled && c->connect) {
         log_info("event=unread_failed user=%s reason=\"%s\"", c->k->user, error);
-        free(c);
+        s_ctx_free(c);
         return;
     }
     if (!s_reply_ok(c, reply, error))
@@ -105,7 +119,7 @@ static void s_unread_reply(void *arg, const msgpack_object *reply, const char *e
             sock_ack_raw(c->k, c->ack, buf, (size_t)n);
         free(buf);
     }
-    free(c);
+    s_ctx_free(c);
 }
 
 static void s_unread(sock_t *k, int64_t ack, int on_connect)
@@ -137,7 +151,7 @@ static void s_mark_reply(void *arg, const msgpack_object *reply, const char *err
     char buf[64];
     int n = snprintf(buf, sizeof buf, "{\"unread\":%llu}", (unsigned long long)unread);
     sock_ack_raw(c->k, c->ack, buf, (size_t)n);
-    free(c);
+    s_ctx_free(c);
 }
 
 /* ids from: 12 | [12, 13] | {"ids": [...]} | {"id": 12}. Returns the count
@@ -209,7 +223,7 @@ static void s_publish_reply(void *arg, const msgpack_object *reply, const char *
     char buf[48];
     int n = snprintf(buf, sizeof buf, "{\"id\":%llu}", (unsigned long long)id);
     sock_ack_raw(c->k, c->ack, buf, (size_t)n);
-    free(c);
+    s_ctx_free(c);
 }
 
 static void s_publish(sock_t *k, const json_t *args, int64_t ack)
@@ -264,7 +278,7 @@ static void s_event_reply(void *arg, const msgpack_object *reply, const char *er
     size_t rl = 4;
     up_get_str(reply, "result_json", &r, &rl);
     sock_ack_raw(c->k, c->ack, r, rl);
-    free(c);
+    s_ctx_free(c);
 }
 
 static void s_app_event(sock_t *k, const char *name, const char *args_array, size_t len,

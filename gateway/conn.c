@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "ws.h"
 #include "log.h"
+#include "map.h"
 
 #include <event2/bufferevent.h>
 #include <event2/buffer.h>
@@ -41,6 +42,7 @@ struct conn {
     conn_t *reap_next;          //  Reap list link
     char origin_hdr[256];       //  Origin of the current request, for CORS
     char peer[64];              //  Peer address, for logs
+    char ip[48];                //  Peer address without the port (per-IP limit)
 };
 
 static void s_read_cb(struct bufferevent *bev, void *arg);
@@ -58,6 +60,41 @@ static void s_set_http_timeout(conn_t *c, int on)
     }
 }
 
+/* Fills c->peer ("ip:port") and c->ip. */
+static void s_peer_names(conn_t *c, const struct sockaddr *sa, int salen)
+{
+    if (sa && sa->sa_family == AF_INET && salen >= (int)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, c->ip, sizeof c->ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", c->ip, ntohs(in->sin_port));
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, c->ip, sizeof c->ip);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", c->ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(c->ip, sizeof c->ip, "?");
+        snprintf(c->peer, sizeof c->peer, "?");
+    }
+}
+
+/* Adds delta (+1 / -1) to the connections counted for ip. Returns -1 (and
+ * counts nothing) when +1 would pass --max-conn-per-ip. */
+static int s_ip_count(gw_t *gw, const char *ip, int delta)
+{
+    if (gw->cfg.max_conn_per_ip <= 0)
+        return 0;
+    size_t len = strlen(ip);
+    uintptr_t n = (uintptr_t)map_get(gw->per_ip, ip, len);
+    if (delta > 0 && n >= (uintptr_t)gw->cfg.max_conn_per_ip)
+        return -1;
+    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
+    if (n == 0)
+        map_remove(gw->per_ip, ip, len);
+    else if (map_put(gw->per_ip, ip, len, (void *)n) < 0)
+        return delta > 0 ? -1 : 0;
+    return 0;
+}
+
 conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
     conn_t *c = calloc(1, sizeof *c);
@@ -66,27 +103,23 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
         return NULL;
     }
     c->gw = gw;
+    s_peer_names(c, sa, salen);
+    if (s_ip_count(gw, c->ip, 1) < 0) {
+        gw->stats.limit_conn_ip++;
+        log_info("event=conn_refused reason=per_ip_limit ip=%s limit=%ld", c->ip, gw->cfg.max_conn_per_ip);
+        evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
     c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
+        s_ip_count(gw, c->ip, -1);
         evutil_closesocket(fd);
         free(c);
         return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (sa && sa->sa_family == AF_INET && salen >= (int)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(in->sin_port));
-    } else if (sa && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        char ip[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    } else {
-        snprintf(c->peer, sizeof c->peer, "?");
-    }
     bufferevent_setcb(c->bev, s_read_cb, NULL, s_event_cb, c);
     s_set_http_timeout(c, 1);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -194,6 +227,7 @@ void conn_reap(gw_t *gw)
             free(c->ws);
         }
         gw->stats.connections_open--;
+        s_ip_count(gw, c->ip, -1);
         free(c);
     }
 }

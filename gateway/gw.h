@@ -45,6 +45,10 @@ typedef struct {
     long resync_interval_ms;    /* how often every room's position is checked */
     long rpc_timeout_ms;
     long sub_hwm;               /* ZeroMQ receive high-water mark of the fan-out */
+    long max_conn_per_ip;       /* connections from one address (0: no limit) */
+    long max_rooms;             /* rooms one socket may be in */
+    long events_per_sec;        /* client events per second per socket (burst: 2x) */
+    long max_inflight;          /* broker requests in flight per socket */
 } gw_config_t;
 
 /* Counters exported on /metrics. */
@@ -59,6 +63,12 @@ typedef struct {
     uint64_t protocol_errors;
     uint64_t slow_consumer_drops;
     uint64_t bad_envelopes;
+    uint64_t limit_conn_ip;         /* connections refused: too many from one address */
+    uint64_t limit_conn_total;      /* connections refused: max-connections reached */
+    uint64_t limit_rate;            /* client events refused: rate limit */
+    uint64_t limit_inflight;        /* client events refused: too many broker requests */
+    uint64_t limit_rooms;           /* joins refused: too many rooms */
+    uint64_t token_expired;         /* sockets disconnected when their token expired */
 } gw_stats_t;
 
 struct gw {
@@ -71,6 +81,7 @@ struct gw {
     fanout_t *fanout;
     upstream_t *upstream;       /* RPC to the brokers */
     map_t *sessions;            /* sid -> session_t* */
+    map_t *per_ip;              /* peer address -> connections (uintptr_t) */
     struct evconnlistener *listener;
     int draining;
     conn_t *reap;               /* connections to free at the next loop turn */

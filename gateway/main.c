@@ -44,6 +44,8 @@ static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
     (void)l;
     if (gw->draining ||
         (gw->cfg.max_connections > 0 && gw->stats.connections_open >= (uint64_t)gw->cfg.max_connections)) {
+        if (!gw->draining)
+            gw->stats.limit_conn_total++;
         evutil_closesocket(fd);
         return;
     }
@@ -163,6 +165,14 @@ int main(int argc, char **argv)
         { "sub-hwm", "BELFRY_SUB_HWM", CFG_INT, &c->sub_hwm, "1000000",
           "fan-out receive high-water mark in messages (drops beyond it are repaired by replay)",
           1, 100000000 },
+        { "max-conn-per-ip", "BELFRY_MAX_CONN_PER_IP", CFG_INT, &c->max_conn_per_ip, "0",
+          "connections accepted from one address (0: no limit)", 0, 10000000 },
+        { "max-rooms", "BELFRY_MAX_ROOMS", CFG_INT, &c->max_rooms, "1024",
+          "rooms one socket may be in", 2, 1000000 },
+        { "events-per-sec", "BELFRY_EVENTS_PER_SEC", CFG_INT, &c->events_per_sec, "100",
+          "client events per second per socket (bursts of twice that); beyond: error ack", 1, 1000000 },
+        { "max-inflight", "BELFRY_MAX_INFLIGHT", CFG_INT, &c->max_inflight, "32",
+          "broker requests in flight per socket; beyond: error ack", 1, 100000 },
         { "static-dir", "BELFRY_STATIC_DIR", CFG_STR, &c->static_dir, NULL,
           "serve the files of this folder at / (e.g. the demo page); unset: none", 0, 0 },
         { "log-level", "BELFRY_LOG_LEVEL", CFG_STR, &log_level, "info",
@@ -234,8 +244,9 @@ int main(int argc, char **argv)
     }
     gw.base = event_base_new();
     gw.sessions = map_new();
+    gw.per_ip = map_new();
     gw.reap_ev = gw.base ? event_new(gw.base, -1, 0, s_reap_cb, &gw) : NULL;
-    if (!gw.base || !gw.sessions || !gw.reap_ev)
+    if (!gw.base || !gw.sessions || !gw.per_ip || !gw.reap_ev)
         return 1;
     gw.zctx = zmq_ctx_new();
     if (!gw.zctx)
@@ -279,6 +290,7 @@ int main(int argc, char **argv)
     fanout_destroy(&gw.fanout);
     zmq_ctx_term(gw.zctx);
     map_destroy(&gw.sessions);
+    map_destroy(&gw.per_ip);
     jwt_verifier_destroy(&gw.jwt);
     event_free(gw.reap_ev);
     event_base_free(gw.base);

@@ -47,6 +47,18 @@ void metrics_serve(gw_t *gw, conn_t *c)
              "Clients dropped at their output buffer limit.", st->slow_consumer_drops);
     s_metric(b, "belfry_gateway_bad_envelopes_total", "counter",
              "Undecodable messages from the fan-out.", st->bad_envelopes);
+    evbuffer_add_printf(b, "# HELP belfry_gateway_limit_refusals_total Requests refused by a limit.\n"
+                           "# TYPE belfry_gateway_limit_refusals_total counter\n");
+    const struct { const char *limit; uint64_t v; } lim[] = {
+        { "max_connections", st->limit_conn_total }, { "max_conn_per_ip", st->limit_conn_ip },
+        { "events_per_sec", st->limit_rate }, { "max_inflight", st->limit_inflight },
+        { "max_rooms", st->limit_rooms },
+    };
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+        evbuffer_add_printf(b, "belfry_gateway_limit_refusals_total{limit=\"%s\"} %llu\n", lim[i].limit,
+                            (unsigned long long)lim[i].v);
+    s_metric(b, "belfry_gateway_token_expired_total", "counter",
+             "Sockets disconnected because their token expired.", st->token_expired);
     const fanout_stats_t *fs = fanout_stats(gw->fanout);
     s_metric(b, "belfry_gateway_gaps_total", "counter",
              "Broken prev links detected in the fan-out.", fs->gaps);

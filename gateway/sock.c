@@ -31,8 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define SOCK_MAX_ROOMS 1024
 
 /* ---- output -------------------------------------------------------------- */
 
@@ -173,6 +173,8 @@ static sock_t *s_find(session_t *s, const char *nsp, size_t nsp_len)
 
 static void s_sock_free(sock_t *k)
 {
+    if (k->expiry)
+        event_free(k->expiry);
     if (k->sess->gw->upstream)
         up_cancel_owner(k->sess->gw->upstream, k);
     s_release_held(k, 0);
@@ -249,8 +251,12 @@ int sock_join(sock_t *k, const char *room, size_t room_len)
 {
     char key[1024];
     int kl = s_room_key(k, room, room_len, key, sizeof key);
-    if (kl < 0 || k->nrooms >= SOCK_MAX_ROOMS)
+    if (kl < 0)
         return -1;
+    if (k->nrooms >= (size_t)k->sess->gw->cfg.max_rooms) {
+        k->sess->gw->stats.limit_rooms++;
+        return -1;
+    }
     if (s_room_index(k, key, (size_t)kl) >= 0)
         return 1;
     if (k->nrooms == k->rooms_cap) {
@@ -317,6 +323,45 @@ static void s_connect_error(session_t *s, const sio_packet_t *p, const char *mes
         s_emit_nsp(s, SIO_CONNECT_ERROR, p->nsp, p->nsp_len, txt, strlen(txt));
         free(txt);
     }
+}
+
+void sock_disconnect(sock_t *k, const char *reason)
+{
+    session_t *s = k->sess;
+    log_info("event=server_disconnect sid=%s nsp=%s user=%s reason=\"%s\"", s->sid, k->nsp, k->user,
+             reason);
+    sock_emit(k, SIO_DISCONNECT, 0, -1, "", 0);
+    s_sock_remove(s, k);
+}
+
+static void s_expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *k = arg;
+    (void)fd;
+    (void)what;
+    if (k->sess->closed)
+        return;
+    k->sess->gw->stats.token_expired++;
+    sock_disconnect(k, "token expired");
+}
+
+/* Ends the socket when its token expires: a client must come back with a
+ * fresh token rather than keep a connection its credentials no longer allow. */
+static void s_arm_expiry(sock_t *k, const json_t *claims)
+{
+    json_t *exp = json_object_get(claims, "exp");
+    if (!json_is_number(exp))
+        return;
+    double left = json_number_value(exp) - (double)time(NULL);
+    if (left > 365.0 * 86400)
+        return;
+    if (left < 0)
+        left = 0;
+    k->expiry = event_new(k->sess->gw->base, -1, 0, s_expiry_cb, k);
+    if (!k->expiry)
+        return;
+    struct timeval tv = { (time_t)left, (suseconds_t)((left - (double)(time_t)left) * 1e6) };
+    event_add(k->expiry, &tv);
 }
 
 static void s_new_pid(sock_t *k)
@@ -540,7 +585,9 @@ static int s_connect(session_t *s, const sio_packet_t *p)
     unsigned char r[15];
     RAND_bytes(r, sizeof r);
     b64url_encode(r, sizeof r, k->sid);
+    k->tokens = (double)gw->cfg.events_per_sec * 2;
     if (claims) {
+        s_arm_expiry(k, claims);
         json_t *rooms = json_object_get(claims, "rooms");
         if (json_is_array(rooms))
             k->allowed_rooms = json_incref(rooms);
@@ -694,6 +741,28 @@ static void s_join_leave(sock_t *k, int join, const char *args, size_t args_len,
         sock_ack_json(k, ack_id, json_pack("{s:b}", "ok", 1));
 }
 
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Token bucket: --events-per-sec, bursts of twice that. */
+static int s_rate_ok(sock_t *k)
+{
+    double rate = (double)k->sess->gw->cfg.events_per_sec;
+    int64_t now = s_now_ms();
+    k->tokens += (double)(now - k->tokens_at) * rate / 1000.0;
+    k->tokens_at = now;
+    if (k->tokens > rate * 2)
+        k->tokens = rate * 2;
+    if (k->tokens < 1)
+        return 0;
+    k->tokens -= 1;
+    return 1;
+}
+
 /* Handles an EVENT or BINARY_EVENT (attachments in s->bin_*). */
 static int s_event(sock_t *k, const sio_packet_t *p, int binary)
 {
@@ -731,6 +800,12 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
                     s_send_attachments(s);
             }
         }
+        free(name);
+        return 0;
+    }
+    if (!s_rate_ok(k)) {
+        s->gw->stats.limit_rate++;
+        sock_ack_error(k, p->ack_id, "rate limit exceeded");
         free(name);
         return 0;
     }

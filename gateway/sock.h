@@ -31,6 +31,10 @@ struct sock {
     struct held *held;          //  Deliveries held while recovering (oldest first)
     struct held *held_tail;
     uint64_t recovered_to;      //  Last seq sent by the recovery replay
+    double tokens;              //  Rate limit bucket (events)
+    int64_t tokens_at;          //  Monotonic ms of the last refill
+    int inflight;               //  Broker requests in flight for this socket
+    struct event *expiry;       //  Fires when the token expires (exp claim)
 };
 
 /* Handles the Socket.IO packet carried by an Engine.IO message. Returns 0, or
@@ -40,6 +44,10 @@ int sock_on_message(session_t *s, const char *data, size_t len);
 int sock_on_binary(session_t *s, const void *data, size_t len);
 /* Leaves all rooms and frees every socket of the session. */
 void sock_destroy_all(session_t *s);
+
+/* Sends DISCONNECT for the socket's namespace and removes the socket (the
+ * client sees "io server disconnect"). */
+void sock_disconnect(sock_t *k, const char *reason);
 
 /* Queues a fan-out packet (seq 0: ephemeral) to the socket, or holds it
  * while the socket is recovering. */
