@@ -48,15 +48,9 @@ static void s_ctx_free(ctx_t *c)
     free(c);
 }
 
-static void s_pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 static void s_pack_cstr(msgpack_packer *pk, const char *s)
 {
-    s_pack_str(pk, s, strlen(s));
+    up_pack_str(pk, s, strlen(s));
 }
 
 /* Starts a request with "user" and "ns" plus nfields more. */
@@ -66,7 +60,7 @@ static msgpack_packer *s_begin(sock_t *k, const char *op, uint32_t nfields)
     s_pack_cstr(pk, "user");
     s_pack_cstr(pk, k->user);
     s_pack_cstr(pk, "ns");
-    s_pack_str(pk, k->nsp, k->nsp_len);
+    up_pack_str(pk, k->nsp, k->nsp_len);
     return pk;
 }
 
@@ -255,10 +249,10 @@ static void s_publish(sock_t *k, const json_t *args, int64_t ack)
     }
     msgpack_packer *pk = s_begin(k, "publish", 3);
     s_pack_cstr(pk, "room");
-    s_pack_str(pk, r, rl);
+    up_pack_str(pk, r, rl);
     s_pack_cstr(pk, "event");
     if (event)
-        s_pack_str(pk, json_string_value(event), json_string_length(event));
+        up_pack_str(pk, json_string_value(event), json_string_length(event));
     else
         s_pack_cstr(pk, "notification");
     s_pack_cstr(pk, "payload_json");
@@ -291,7 +285,7 @@ static void s_app_event(sock_t *k, const char *name, const char *args_array, siz
     s_pack_cstr(pk, "name");
     s_pack_cstr(pk, name);
     s_pack_cstr(pk, "args_json");
-    s_pack_str(pk, args_array, len);
+    up_pack_str(pk, args_array, len);
     s_send(k, s_event_reply, c);
 }
 
@@ -339,7 +333,7 @@ void center_session_put(sock_t *k)
     for (size_t i = 0; i < k->nrooms; i++) {
         size_t kl;
         const char *key = room_key(k->rooms[i].room, &kl);
-        s_pack_str(pk, key + k->nsp_len + 1, kl - k->nsp_len - 2);
+        up_pack_str(pk, key + k->nsp_len + 1, kl - k->nsp_len - 2);
     }
     /* fire and forget: the reply (or timeout) needs no action */
     up_send(k->sess->gw->upstream, NULL, NULL, k, k->sess->gw->cfg.rpc_timeout_ms);

@@ -304,12 +304,6 @@ static void s_replay_reply(void *arg, const msgpack_object *reply, const char *e
     s_flush_queue(f, fr);
 }
 
-static void s_pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 static void s_start_replay(fanout_t *f, fo_room_t *fr)
 {
     if (fr->replaying)
@@ -328,14 +322,14 @@ static void s_start_replay(fanout_t *f, fo_room_t *fr)
     const char *key = room_key(fr->room, &kl);
     size_t nl = strlen(key);
     msgpack_packer *pk = up_begin(f->gw->upstream, "replay", 4);
-    s_pack_str(pk, "ns", 2);
-    s_pack_str(pk, key, nl);
-    s_pack_str(pk, "rooms", 5);
+    up_pack_str(pk, "ns", 2);
+    up_pack_str(pk, key, nl);
+    up_pack_str(pk, "rooms", 5);
     msgpack_pack_array(pk, 1);
-    s_pack_str(pk, key + nl + 1, kl - nl - 2);
-    s_pack_str(pk, "after", 5);
+    up_pack_str(pk, key + nl + 1, kl - nl - 2);
+    up_pack_str(pk, "after", 5);
     msgpack_pack_uint64(pk, fr->last);
-    s_pack_str(pk, "limit", 5);
+    up_pack_str(pk, "limit", 5);
     msgpack_pack_uint32(pk, FANOUT_REPLAY_LIMIT);
     up_send(f->gw->upstream, s_replay_reply, req, NULL, f->gw->cfg.rpc_timeout_ms);
 }
@@ -389,16 +383,16 @@ static void s_send_positions(fanout_t *f, fo_room_t **rooms, size_t n)
     const char *key = room_key(rooms[0]->room, &kl);
     size_t nl = strlen(key);
     msgpack_packer *pk = up_begin(f->gw->upstream, "positions", 2);
-    s_pack_str(pk, "ns", 2);
-    s_pack_str(pk, key, nl);
-    s_pack_str(pk, "rooms", 5);
+    up_pack_str(pk, "ns", 2);
+    up_pack_str(pk, key, nl);
+    up_pack_str(pk, "rooms", 5);
     msgpack_pack_array(pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         req->rooms[i] = rooms[i];
         rooms[i]->pos_req = req;
         rooms[i]->pos_idx = i;
         const char *k = room_key(rooms[i]->room, &kl);
-        s_pack_str(pk, k + nl + 1, kl - nl - 2);
+        up_pack_str(pk, k + nl + 1, kl - nl - 2);
     }
     up_send(f->gw->upstream, s_positions_reply, req, NULL, f->gw->cfg.rpc_timeout_ms);
 }

@@ -441,29 +441,23 @@ static void s_replay_more_reply(void *arg, const msgpack_object *reply, const ch
         s_connected(k);
 }
 
-static void s_pack_str(msgpack_packer *pk, const char *str, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, str, n);
-}
-
 /* The next page of a recovery: replay the socket's rooms after what was sent. */
 static void s_recover_more(sock_t *k)
 {
     gw_t *gw = k->sess->gw;
     msgpack_packer *pk = up_begin(gw->upstream, "replay", 4);
-    s_pack_str(pk, "ns", 2);
-    s_pack_str(pk, k->nsp, k->nsp_len);
-    s_pack_str(pk, "rooms", 5);
+    up_pack_str(pk, "ns", 2);
+    up_pack_str(pk, k->nsp, k->nsp_len);
+    up_pack_str(pk, "rooms", 5);
     msgpack_pack_array(pk, (uint32_t)k->nrooms);
     for (size_t i = 0; i < k->nrooms; i++) {
         size_t kl;
         const char *key = room_key(k->rooms[i].room, &kl);
-        s_pack_str(pk, key + k->nsp_len + 1, kl - k->nsp_len - 2);
+        up_pack_str(pk, key + k->nsp_len + 1, kl - k->nsp_len - 2);
     }
-    s_pack_str(pk, "after", 5);
+    up_pack_str(pk, "after", 5);
     msgpack_pack_uint64(pk, k->recovered_to);
-    s_pack_str(pk, "limit", 5);
+    up_pack_str(pk, "limit", 5);
     msgpack_pack_uint32(pk, 1000);
     up_send(gw->upstream, s_replay_more_reply, k, k, gw->cfg.rpc_timeout_ms);
 }
@@ -505,13 +499,13 @@ static void s_recover(sock_t *k, const char *pid, size_t pid_len, uint64_t after
     k->recovering = 1;
     k->recovered_to = after;
     msgpack_packer *pk = up_begin(gw->upstream, "recover", 4);
-    s_pack_str(pk, "pid", 3);
-    s_pack_str(pk, pid, pid_len);
-    s_pack_str(pk, "user", 4);
-    s_pack_str(pk, k->user, strlen(k->user));
-    s_pack_str(pk, "ns", 2);
-    s_pack_str(pk, k->nsp, k->nsp_len);
-    s_pack_str(pk, "after", 5);
+    up_pack_str(pk, "pid", 3);
+    up_pack_str(pk, pid, pid_len);
+    up_pack_str(pk, "user", 4);
+    up_pack_str(pk, k->user, strlen(k->user));
+    up_pack_str(pk, "ns", 2);
+    up_pack_str(pk, k->nsp, k->nsp_len);
+    up_pack_str(pk, "after", 5);
     msgpack_pack_uint64(pk, after);
     up_send(gw->upstream, s_recover_reply, k, k, gw->cfg.rpc_timeout_ms);
 }

@@ -68,6 +68,12 @@ static int64_t s_now_ms(void)
 
 /* ---- msgpack helpers ----------------------------------------------------- */
 
+void up_pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
 const msgpack_object *up_get(const msgpack_object *map, const char *key)
 {
     if (!map || map->type != MSGPACK_OBJECT_MAP)

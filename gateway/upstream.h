@@ -48,6 +48,9 @@ extern const char up_cancelled[];
 /* 1 when a leading broker answered a ping in the last 3 seconds. */
 int up_ready(const upstream_t *self);
 
+/* Packs a msgpack string (request building). */
+void up_pack_str(msgpack_packer *pk, const char *s, size_t n);
+
 /* Reply helpers: the value of key in a msgpack map, or NULL. */
 const msgpack_object *up_get(const msgpack_object *map, const char *key);
 /* The string at key as (ptr, len); 0, or -1 if absent or not a string. */
