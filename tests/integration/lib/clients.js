@@ -133,14 +133,20 @@ async function expectConnectError(baseUrl, opts = {}) {
 }
 
 // The Debian python-socketio client, run with /usr/bin/python3.
-// opts: token, namespaces (['/']), label. Resolves when every namespace is
-// connected (or rejects with what the client printed).
+// opts: token, namespaces (['/']), label, script (a file in py/, default
+// client.py), extraArgs (more command-line arguments for the script).
+// Resolves when every namespace is connected (or rejects with what the
+// client printed). With script 'center_client.py', client.call(event, args,
+// {ns, timeoutMs}) emits an event with an ack and resolves with the ack's
+// arguments (an array).
 function connectPy(baseUrl, opts = {}) {
   const namespaces = opts.namespaces || ['/'];
   const label = opts.label || `py-client(${namespaces.join(',')})`;
-  const args = [path.join(__dirname, '..', 'py', 'client.py'), '--url', baseUrl, '--namespaces', namespaces.join(',')];
+  const script = opts.script || 'client.py';
+  const args = [path.join(__dirname, '..', 'py', script), '--url', baseUrl, '--namespaces', namespaces.join(',')];
   if (opts.token !== undefined) args.push('--token', opts.token);
   if (opts.waitTimeout) args.push('--wait-timeout', String(opts.waitTimeout));
+  if (opts.extraArgs) args.push(...opts.extraArgs);
   const child = spawn(process.env.BELFRY_TEST_PYTHON || '/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const rec = new Recorder(label);
   const status = new Recorder(`${label} status`);
@@ -159,6 +165,8 @@ function connectPy(baseUrl, opts = {}) {
     }
   });
   child.stderr.on('data', (d) => { stderr += d.toString('utf8'); if (stderr.length > 65536) stderr = stderr.slice(-32768); });
+  let callSeq = 0;
+  child.stdin.on('error', () => { /* the child exited; status shows it */ });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
     status.push({ type: 'exit', code, signal });
     resolve({ code, signal });
@@ -170,6 +178,15 @@ function connectPy(baseUrl, opts = {}) {
     waitFor: (...a) => rec.waitFor(...a),
     waitForCount: (...a) => rec.waitForCount(...a),
     named: (e) => rec.named(e),
+    // Emits `event` with args (an array: one Socket.IO argument each) and an
+    // ack request; resolves with the ack's arguments. Needs a script that
+    // reads commands on stdin (py/center_client.py).
+    call(event, callArgs = [], { ns = '/', timeoutMs = DEFAULT_WAIT } = {}) {
+      const id = ++callSeq;
+      child.stdin.write(`${JSON.stringify({ id, ns, event, args: callArgs })}\n`);
+      return status.waitFor((m) => m.type === 'ack' && m.id === id, timeoutMs, `ack of '${event}' (call ${id})`)
+        .then((m) => m.args);
+    },
     async close() {
       open.delete(client);
       if (child.exitCode === null && child.signalCode === null) {

@@ -155,6 +155,7 @@ class Proc {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.pid = this.child.pid;
+    this.startedAt = Date.now() * 1000;
     if (this.pid) livePids.set(this.pid, name);
     const onData = (d) => {
       try { fs.writeSync(this.log, d); } catch (_) { /* log closed */ }
@@ -333,6 +334,21 @@ class Postgres {
   }
 }
 
+// GET path on a loopback port; resolves with the body text (status 200 only).
+function httpGetText(port, urlPath, timeoutMs = 3000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body)
+        : reject(new Error(`GET ${urlPath} on port ${port} -> ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} timeout`)));
+    req.on('error', reject);
+  });
+}
+
 function healthz(port, timeoutMs = 3000) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: timeoutMs }, (res) => {
@@ -340,6 +356,18 @@ function healthz(port, timeoutMs = 3000) {
       res.on('end', () => resolve(res.statusCode));
     });
     req.on('timeout', () => req.destroy(new Error('healthz timeout')));
+    req.on('error', reject);
+  });
+}
+
+// GET /readyz -> status code (200 once the gateway has a leading broker).
+function readyz(port, timeoutMs = 3000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy(new Error('readyz timeout')));
     req.on('error', reject);
   });
 }
@@ -367,7 +395,10 @@ class Cluster {
   // opts: name (log folder), gateways (count, default 2), jwtSecret,
   // brokerArgs/gatewayArgs (extra flags), env (extra environment),
   // web (true: every gateway serves the demo page, see makeWebDir, with
-  // --static-dir from a temporary folder; cluster.webDir names it).
+  // --static-dir from a temporary folder; cluster.webDir names it),
+  // brokers (count, default 1: broker 0 starts first and leads, the others
+  // wait as standbys; every gateway is given every broker's endpoints),
+  // brokerArgsFor(i) / gatewayArgsFor(i) (extra flags for one process).
   static async start(opts = {}) {
     const c = new Cluster(opts);
     activeClusters.add(c);
@@ -395,7 +426,11 @@ class Cluster {
     fs.rmSync(this.outDir, { recursive: true, force: true });
     fs.mkdirSync(this.outDir, { recursive: true });
     this.pg = new Postgres(this.outDir);
-    this.broker = null;
+    this.broker = null;       // brokers[0], kept under its old name
+    this.nBrokers = opts.brokers ?? 1;
+    this.brokers = [];        // {proc, pubUrl, rpcUrl} per broker index
+    this.brokerArgsFor = opts.brokerArgsFor || (() => []);
+    this.gatewayArgsFor = opts.gatewayArgsFor || (() => []);
     this.gateways = [];
     this.pools = [];
     this.procProblems = [];
@@ -417,6 +452,14 @@ class Cluster {
     this.rpcPort = await freshPort();
     this.pubUrl = `tcp://127.0.0.1:${this.pubPort}`;
     this.rpcUrl = `tcp://127.0.0.1:${this.rpcPort}`;
+    this.brokers[0] = { proc: null, pubUrl: this.pubUrl, rpcUrl: this.rpcUrl };
+    for (let i = 1; i < this.nBrokers; i++) {
+      this.brokers[i] = {
+        proc: null,
+        pubUrl: `tcp://127.0.0.1:${await freshPort()}`,
+        rpcUrl: `tcp://127.0.0.1:${await freshPort()}`,
+      };
+    }
     const init = new Proc('init-schema', path.join(BUILD, 'belfry-broker'),
       ['--db', this.dbUrl, '--init-schema', '--log-level', LOG_LEVEL],
       { logFile: path.join(this.outDir, 'init-schema.log'), env: this.env });
@@ -424,32 +467,67 @@ class Cluster {
     if (!res) { await init.stop('SIGKILL'); throw new Error(`belfry-broker --init-schema hung\n${init.tail()}`); }
     if (res.code !== 0) throw new Error(`belfry-broker --init-schema exited ${JSON.stringify(res)}\n${init.tail()}`);
     await this.startBroker();
+    for (let i = 1; i < this.nBrokers; i++) await this.startBroker(i);
     for (let i = 0; i < this.nGateways; i++) await this.startGateway(i);
     this.db = new pg.Pool({ connectionString: this.dbUrl, max: 4 });
     this.db.on('error', () => { /* restarts of PostgreSQL drop idle clients */ });
   }
 
-  async startBroker() {
-    if (this.broker && this.broker.alive) throw new Error('broker already running');
-    this.broker = new Proc('broker', path.join(BUILD, 'belfry-broker'), [
-      '--db', this.dbUrl, '--pub', this.pubUrl, '--rpc', this.rpcUrl, '--log-level', LOG_LEVEL, ...this.brokerArgs,
-    ], { logFile: path.join(this.outDir, 'broker.log'), env: this.env });
-    this._watch(this.broker);
-    await this.broker.waitFor(/event=ready/, READY_TIMEOUT);
-    return this.broker;
+  // Starts broker i (default 0) on its endpoints (the same ones after a
+  // restart). Resolves once it is ready (leading), or, when another broker
+  // already leads, once it logged event=standby. Broker 0 keeps the old
+  // names (cluster.broker, broker.log); broker i > 0 is broker<i>.
+  async startBroker(i = 0) {
+    const b = this.brokers[i];
+    if (!b) throw new Error(`no broker ${i} (cluster started with brokers: ${this.nBrokers})`);
+    if (b.proc && b.proc.alive) throw new Error(`broker ${i} already running`);
+    const name = i === 0 ? 'broker' : `broker${i}`;
+    const proc = new Proc(name, path.join(BUILD, 'belfry-broker'), [
+      '--db', this.dbUrl, '--pub', b.pubUrl, '--rpc', b.rpcUrl, '--log-level', LOG_LEVEL,
+      ...this.brokerArgs, ...this.brokerArgsFor(i),
+    ], { logFile: path.join(this.outDir, `${name}.log`), env: this.env });
+    b.proc = proc;
+    if (i === 0) this.broker = proc;
+    this._watch(proc);
+    const otherLeads = this.brokers.some((o, j) => j !== i && o.proc && o.proc.alive);
+    await proc.waitFor(otherLeads ? /event=(ready|standby)/ : /event=ready/, READY_TIMEOUT);
+    return proc;
   }
 
-  // Stops the broker (SIGTERM, or SIGKILL to simulate a crash).
-  async stopBroker(signal = 'SIGTERM') {
-    const r = await this.broker.stop(signal);
-    if (signal === 'SIGTERM') this._judgeExit(this.broker, r);
+  // Stops broker i (SIGTERM, or SIGKILL to simulate a crash).
+  async stopBroker(signal = 'SIGTERM', i = 0) {
+    const proc = this.brokers[i].proc;
+    const r = await proc.stop(signal);
+    if (signal === 'SIGTERM') this._judgeExit(proc, r);
     return r;
   }
 
-  async restartBroker(signal = 'SIGTERM') {
-    await this.stopBroker(signal);
-    return this.startBroker();
+  async restartBroker(signal = 'SIGTERM', i = 0) {
+    await this.stopBroker(signal, i);
+    return this.startBroker(i);
   }
+
+  // The index of the live broker that most recently logged event=leader
+  // (the leader, as far as the logs tell), or -1.
+  leaderIndex() {
+    let best = -1;
+    let bestAt = -1;
+    this.brokers.forEach((b, i) => {
+      if (!b.proc || !b.proc.alive) return;
+      for (let k = b.proc.lines.length - 1; k >= 0; k--) {
+        if (/event=leader/.test(b.proc.lines[k])) {
+          const at = b.proc.startedAt + k;   // later processes win ties by start time
+          if (at > bestAt) { best = i; bestAt = at; }
+          break;
+        }
+      }
+    });
+    return best;
+  }
+
+  // Comma-separated endpoint lists of every broker, for --broker-pub/-rpc.
+  brokerPubList() { return this.brokers.map((b) => b.pubUrl).join(','); }
+  brokerRpcList() { return this.brokers.map((b) => b.rpcUrl).join(','); }
 
   async restartPostgres(signal = 'SIGINT') {
     await this.pg.restart(signal);
@@ -457,9 +535,10 @@ class Cluster {
 
   async startGateway(i) {
     const port = this.gateways[i]?.port || await freshPort();
+    if (this.gateways[i] && this.gateways[i].proc.alive) throw new Error(`gateway${i} already running`);
     const proc = new Proc(`gateway${i}`, path.join(BUILD, 'belfry-gateway'), [
-      '--listen', `127.0.0.1:${port}`, '--broker-pub', this.pubUrl, '--broker-rpc', this.rpcUrl,
-      '--jwt-secret', this.jwtSecret, '--log-level', LOG_LEVEL, ...this.gatewayArgs,
+      '--listen', `127.0.0.1:${port}`, '--broker-pub', this.brokerPubList(), '--broker-rpc', this.brokerRpcList(),
+      '--jwt-secret', this.jwtSecret, '--log-level', LOG_LEVEL, ...this.gatewayArgs, ...this.gatewayArgsFor(i),
     ], { logFile: path.join(this.outDir, `gateway${i}.log`), env: this.env });
     this._watch(proc);
     this.gateways[i] = { proc, port, url: `http://127.0.0.1:${port}` };
@@ -467,6 +546,42 @@ class Cluster {
     const code = await healthz(port).catch((e) => e.message);
     if (code !== 200) throw new Error(`gateway${i} GET /healthz -> ${code}\n${proc.tail()}`);
     return this.gateways[i];
+  }
+
+  // Resolves once every running gateway answers GET /readyz with 200 (a
+  // leading broker answered its ping, so RPC requests such as the unread
+  // snapshot on connect can be served); rejects with the logs on timeout.
+  async waitReady(timeoutMs = READY_TIMEOUT) {
+    const deadline = Date.now() + timeoutMs;
+    for (const [i, g] of this.gateways.entries()) {
+      if (!g || !g.proc.alive) continue;
+      for (;;) {
+        const code = await readyz(g.port).catch((e) => e.message);
+        if (code === 200) break;
+        if (Date.now() > deadline) throw new Error(`gateway${i} GET /readyz -> ${code} after ${timeoutMs} ms\n${g.proc.tail()}`);
+        await sleep(100);
+      }
+    }
+  }
+
+  // Stops gateway i (SIGTERM drains; SIGKILL simulates a crash). A later
+  // startGateway(i) restarts it on the same port.
+  async stopGateway(i, signal = 'SIGTERM') {
+    const proc = this.gateways[i].proc;
+    const r = await proc.stop(signal);
+    if (signal === 'SIGTERM') this._judgeExit(proc, r);
+    return r;
+  }
+
+  // GET /metrics of gateway i, parsed: { 'name' or 'name{labels}': number }.
+  async metrics(i) {
+    const text = await httpGetText(this.gateways[i].port, '/metrics');
+    const out = {};
+    for (const line of text.split('\n')) {
+      const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)/);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+    return out;
   }
 
   // A process that dies while nobody asked it to is a failure of the run.
@@ -510,7 +625,8 @@ class Cluster {
   }
 
   tails(n = 40) {
-    const procs = [this.pg.proc, this.broker, ...this.gateways.map((g) => g && g.proc)].filter(Boolean);
+    const procs = [this.pg.proc, ...this.brokers.map((b) => b && b.proc), ...this.gateways.map((g) => g && g.proc)]
+      .filter(Boolean);
     return procs.map((p) => `--- ${p.name}: last ${n} lines of ${p.logFile}\n${p.tail(n)}`).join('\n');
   }
 
@@ -520,7 +636,9 @@ class Cluster {
     for (const g of this.gateways) {
       if (g && g.proc.alive) this._judgeExit(g.proc, await g.proc.stop('SIGTERM'));
     }
-    if (this.broker && this.broker.alive) this._judgeExit(this.broker, await this.broker.stop('SIGTERM'));
+    for (const b of this.brokers) {
+      if (b && b.proc && b.proc.alive) this._judgeExit(b.proc, await b.proc.stop('SIGTERM'));
+    }
     if (this.db) await this.db.end().catch(() => {});
     await this.pg.destroy();
     if (this.webDir) {
@@ -550,5 +668,5 @@ function withLogs(fn) {
 
 module.exports = {
   ROOT, BUILD, SLOW, Cluster, Postgres, Proc, mintJwt, freePort: freshPort, sleep, withLogs, tailOf, healthz,
-  makeWebDir,
+  makeWebDir, httpGetText, raceTimeout, readyz,
 };
