@@ -48,7 +48,8 @@ describe('notification center', () => {
   let c;
   before(async () => {
     c = await Cluster.start({ name: 'center', gateways: 2 });
-    await c.waitReady();
+    // The snapshot on connect needs a gateway that knows the leading broker.
+    await c.waitLeader();
   });
   afterEach(() => closeAll());
   after(async () => { await closeAll(); if (c) await c.stop(); });
@@ -424,8 +425,9 @@ describe('notification center', () => {
         RETURN jsonb_build_object('unhandled', p_name);
       END $$`);
     c.brokerArgs = [...c.brokerArgs, '--event-function', 'center_test_events'];
+    const mark = c.logMark();
     await c.restartBroker();
-    await c.waitReady();
+    await c.waitLeader(mark);                       // the gateways saw the new epoch
     const u = newUser('custom');
     const a = await connect(c.gateways[0].url, { token: c.token(u), label: `${u}@gw0` });
     const p = await pyStart(c.gateways[1].url, c.token(u), `py ${u}@gw1`, { namespaces: ['/', '/notifs'] });

@@ -548,20 +548,16 @@ class Cluster {
     return this.gateways[i];
   }
 
-  // Resolves once every running gateway answers GET /readyz with 200 (a
+  // Log positions of the gateways now, for waitLeader(since).
+  logMark() { return this.gateways.map((g) => (g ? g.proc.lines.length : 0)); }
+
+  // Resolves once every running gateway has logged event=broker_epoch (a
   // leading broker answered its ping, so RPC requests such as the unread
-  // snapshot on connect can be served); rejects with the logs on timeout.
-  async waitReady(timeoutMs = READY_TIMEOUT) {
-    const deadline = Date.now() + timeoutMs;
-    for (const [i, g] of this.gateways.entries()) {
-      if (!g || !g.proc.alive) continue;
-      for (;;) {
-        const code = await readyz(g.port).catch((e) => e.message);
-        if (code === 200) break;
-        if (Date.now() > deadline) throw new Error(`gateway${i} GET /readyz -> ${code} after ${timeoutMs} ms\n${g.proc.tail()}`);
-        await sleep(100);
-      }
-    }
+  // snapshot on connect are served) after the log positions `since` (from
+  // logMark(); default: since it started). Rejects with the log on timeout.
+  async waitLeader(since = [], timeoutMs = READY_TIMEOUT) {
+    await Promise.all(this.gateways.map((g, i) => (g && g.proc.alive
+      ? g.proc.waitFor(/event=broker_epoch/, timeoutMs, since[i] || 0) : null)));
   }
 
   // Stops gateway i (SIGTERM drains; SIGKILL simulates a crash). A later
