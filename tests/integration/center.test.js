@@ -249,26 +249,41 @@ describe('notification center', () => {
     assert.ok(typeof (await pyAck(pt, 'mark_read', [])).error === 'string', 'mark_read without arguments (python): error ack');
   }));
 
-  test('events handled by the default SQL function belfry_handle_event', T, withLogs(async () => {
+  test('events handled by the default SQL function belfry_handle_event (deploy/sql example)', T, withLogs(async () => {
     const u = newUser('ev');
+    const n = nonce();
     const a = await connect(c.gateways[0].url, { token: c.token(u), label: `${u}@gw0` });
-    const p = await pyStart(c.gateways[1].url, c.token(u), `py ${u}@gw1`);
+    const p = await pyStart(c.gateways[1].url, c.token(u), `py ${u}@gw1`, { extraArgs: ['--events', 'unread,read,note'] });
     const fn = await c.query("SELECT to_regprocedure('belfry_handle_event(text,text,text,jsonb)') AS f");
     assert.ok(fn.rows[0].f, 'deploy/sql installs belfry_handle_event(text, text, text, jsonb)');
 
-    for (const [who, call] of [['js', () => ack(a, 'ping')], ['python', () => pyAck(p, 'ping')]]) {
-      const r = await call();
-      assert.ok(r !== undefined && r !== null && !(typeof r === 'object' && 'error' in r),
-        `${who}: 'ping' is answered by the function: ${JSON.stringify(r)}`);
-      // The ack is exactly what the function returns for this user.
-      const direct = await c.query("SELECT belfry_handle_event($1, '/', 'ping', '[]'::jsonb) AS r", [u]);
-      assert.deepEqual(r, direct.rows[0].r, `${who}: the ack is the function's result`);
+    // ping: the result is the ack, computed for the token's user.
+    assert.deepEqual(await ack(a, 'ping'), { pong: true, user: u }, 'js: ping');
+    assert.deepEqual(await pyAck(p, 'ping'), { pong: true, user: u }, 'python: ping');
+
+    // note: the function INSERTs a notification, delivered to every tab of the user.
+    const r = await ack(a, 'note', { text: `hello ${n}` });
+    assert.ok(r && Number.isInteger(r.id) && r.id > 0, `note ack: ${JSON.stringify(r)}`);
+    for (const cl of [a, p]) {
+      const ev = await cl.waitFor((e) => e.event === 'note' && e.args[0]?.text === `hello ${n}`, WAIT, 'the note row');
+      assert.deepEqual(ev.args[0], { text: `hello ${n}` });
+    }
+    assert.equal(p.named('note')[0].handler, 'named', 'python: def note(*args) got the row (with its offset)');
+    const row = await c.query('SELECT room, namespace, event FROM notifications WHERE id = $1', [r.id]);
+    assert.deepEqual(row.rows[0], { room: `user_${u}`, namespace: '/', event: 'note' });
+
+    // Errors raised by the function and unknown events are error acks with the SQL message.
+    for (const [who, call] of [['js', () => ack(a, 'note', { text: '' })], ['python', () => pyAck(p, 'note', [{}])]]) {
+      const e = await call();
+      assert.ok(e && typeof e.error === 'string' && /note takes/.test(e.error), `${who}: note without text: ${JSON.stringify(e)}`);
     }
     for (const [who, call] of [['js', () => ack(a, 'no_such_event', 1)], ['python', () => pyAck(p, 'no_such_event', [1])]]) {
-      const r = await call();
-      assert.ok(r && typeof r.error === 'string' && /unknown event: no_such_event/.test(r.error),
-        `${who}: an unknown event is an error ack with the SQL message: ${JSON.stringify(r)}`);
+      const e = await call();
+      assert.ok(e && typeof e.error === 'string' && /unknown event: no_such_event/.test(e.error),
+        `${who}: an unknown event is an error ack with the SQL message: ${JSON.stringify(e)}`);
     }
+    // A failed call leaves the connection working.
+    assert.deepEqual(await ack(a, 'ping'), { pong: true, user: u });
   }));
 
   test('publish: allowed by the token\'s publish claim, an INSERT delivered to the room; refused otherwise', T, withLogs(async () => {
