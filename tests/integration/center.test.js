@@ -382,6 +382,12 @@ describe('notification center', () => {
       `UPDATE notifications SET read_at = now()
        WHERE id IN (SELECT id FROM notifications WHERE room = $1 ORDER BY id LIMIT 7)`, [`user_${u}`]);
     await addRows(u, 7, { event: 'bulk2' });                   // 10,000 unread in all
+    // Let the broker publish the bulk first (a sentinel after it reaches a
+    // watcher), so the client below gets its snapshot, not a live stream.
+    const w = newUser('watch');
+    const watcher = await connect(c.gateways[0].url, { token: c.token(w), label: `${w} (watcher)@gw0` });
+    await c.insert({ room: `user_${w}`, event: 'sentinel', payload: {} });
+    await watcher.waitFor((e) => e.event === 'sentinel', WAIT * 3, 'the sentinel after the bulk insert');
     const want = await expectedSnapshot(u);
     assert.equal(want.count, 10000);
     const t0 = Date.now();
