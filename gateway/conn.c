@@ -9,6 +9,14 @@
  *  A read timeout guards the HTTP phase (slowloris); it is off while a
  *  long-poll is parked and in WebSocket mode, where Engine.IO's heartbeat
  *  watches the peer.
+ *
+ *  Writes: output is only queued while the loop runs callbacks; a
+ *  connection with fresh output goes on the gateway's dirty list, and one
+ *  lowest-priority event (conn_flush, the "before sleep" of this loop)
+ *  writes every dirty connection directly once per loop turn. So every
+ *  packet of a turn leaves in one writev, and the write event (an epoll_ctl
+ *  to arm and another to disarm) is used only by a connection whose socket
+ *  buffer is full (backlog), until it drains.
  */
 #include "conn.h"
 #include "session.h"
@@ -25,6 +33,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -37,6 +46,9 @@ struct conn {
     int keep_alive;             //  Current request allows another after it
     int echo;                   //  WebSocket /echo endpoint (conformance mode)
     int reaping;                //  On the reap list: no more I/O
+    int backlog;                //  Output waits for the socket: libevent's write event is armed
+    conn_t *dirty_prev, *dirty_next;    //  Dirty list: output to write at the end of the turn
+    int dirty;                  //  On the dirty list
     session_t *sess;            //  Session carried (WS) or parked for (poll)
     ws_parser_t *ws;            //  Frame parser, in WebSocket mode
     conn_t *reap_next;          //  Reap list link
@@ -120,9 +132,11 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    bufferevent_setcb(c->bev, s_read_cb, NULL, s_event_cb, c);
+    bufferevent_setcb(c->bev, s_read_cb, s_write_cb, s_event_cb, c);
     s_set_http_timeout(c, 1);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* bufferevent_socket_new enables writing; writes go through conn_flush */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     gw->stats.connections_total++;
     gw->stats.connections_open++;
     return c;
@@ -148,12 +162,81 @@ static int s_begin_close(conn_t *c)
     return 1;
 }
 
+/* ---- dirty list ------------------------------------------------------------ */
+
+static void s_dirty_unlink(conn_t *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        c->gw->dirty = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = 0;
+}
+
+/* New output was queued: write it at the end of this loop turn. */
+static void s_mark_dirty(conn_t *c)
+{
+    if (c->dirty || c->reaping || c->backlog)
+        return;                 /* a backlogged connection's write event is armed */
+    c->dirty = 1;
+    c->dirty_prev = NULL;
+    c->dirty_next = c->gw->dirty;
+    if (c->gw->dirty)
+        c->gw->dirty->dirty_prev = c;
+    c->gw->dirty = c;
+    event_active(c->gw->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void s_linger(conn_t *c);
+
+/* Arms libevent's write event until the output drains (s_write_cb). */
+static void s_enter_backlog(conn_t *c)
+{
+    c->backlog = 1;
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void conn_flush(gw_t *gw)
+{
+    while (gw->dirty) {
+        conn_t *c = gw->dirty;
+        s_dirty_unlink(c);
+        if (c->reaping || c->backlog)
+            continue;
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        if (evbuffer_get_length(out) == 0)
+            continue;
+        /* a bufferevent keeps its output's start frozen except while it
+         * writes itself; we write in its place */
+        evbuffer_unfreeze(out, 1);
+        errno = 0;
+        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        int err = errno;
+        evbuffer_freeze(out, 1);
+        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            log_debug("event=conn_write_error peer=%s", c->peer);
+            conn_abort(c);
+            continue;
+        }
+        if (evbuffer_get_length(out) > 0)
+            s_enter_backlog(c);
+        else if (c->state == CONN_CLOSING)
+            s_linger(c);
+    }
+}
+
 /* Stops all I/O and queues the connection for freeing. */
 static void s_reap_now(conn_t *c)
 {
     if (c->reaping)
         return;
     c->reaping = 1;
+    s_dirty_unlink(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     c->reap_next = c->gw->reap;
@@ -214,6 +297,8 @@ void conn_close(conn_t *c)
     struct timeval tv = { 5, 0 };
     bufferevent_set_timeouts(c->bev, NULL, &tv);
     bufferevent_setcb(c->bev, NULL, s_write_cb, s_event_cb, c);
+    s_dirty_unlink(c);
+    s_enter_backlog(c);
 }
 
 void conn_reap(gw_t *gw)
@@ -232,11 +317,19 @@ void conn_reap(gw_t *gw)
     }
 }
 
+/* The output drained (it was backlogged): linger if closing, else go back to
+ * direct writes at the end of each turn. */
 static void s_write_cb(struct bufferevent *bev, void *arg)
 {
     conn_t *c = arg;
-    if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    if (c->state == CONN_CLOSING) {
         s_linger(c);
+        return;
+    }
+    c->backlog = 0;
+    bufferevent_disable(bev, EV_WRITE);
 }
 
 static void s_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -324,6 +417,7 @@ void conn_http_reply(conn_t *c, int status, const char *ctype, const char *extra
     if (len)
         evbuffer_add(out, body, len);
     c->gw->stats.bytes_out += len;
+    s_mark_dirty(c);
     if (c->state == CONN_POLL) {
         c->state = CONN_HTTP;
         s_set_http_timeout(c, 1);
@@ -360,6 +454,7 @@ int conn_ws_send(conn_t *c, int opcode, const void *data, size_t len)
     evbuffer_add(out, hdr, hl);
     evbuffer_add(out, data, len);
     c->gw->stats.bytes_out += hl + len;
+    s_mark_dirty(c);
     return s_check_output(c);
 }
 
@@ -374,6 +469,7 @@ int conn_ws_send_pkt(conn_t *c, pkt_t *p)
         return -1;
     }
     c->gw->stats.bytes_out += p->len;
+    s_mark_dirty(c);
     return s_check_output(c);
 }
 
@@ -403,6 +499,7 @@ int conn_ws_accept(conn_t *c, const http_request_t *req)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                              "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+    s_mark_dirty(c);
     c->ws = malloc(sizeof *c->ws);
     if (!c->ws) {
         conn_abort(c);

@@ -36,6 +36,9 @@ void conn_close(conn_t *c);
 void conn_abort(conn_t *c);
 /* Frees the connections closed since the last call (the loop calls it). */
 void conn_reap(gw_t *gw);
+/* Writes the output queued during this loop turn, one writev per
+ * connection (the loop calls it last in each turn, see conn.c). */
+void conn_flush(gw_t *gw);
 
 /* HTTP replies. Each finishes the current request: the connection goes back
  * to reading the next request, or closes when the request asked to. `extra`

@@ -85,6 +85,8 @@ struct gw {
     struct evconnlistener *listener;
     int draining;
     conn_t *reap;               /* connections to free at the next loop turn */
+    conn_t *dirty;              /* connections with output to write this turn */
+    struct event *flush_ev;     /* lowest priority: runs conn_flush last in a turn */
     session_t *reap_sessions;   /* closed sessions to free at the next loop turn */
     struct event *reap_ev;
 };

@@ -29,7 +29,7 @@
 #include "ws.h"
 
 #include <event2/buffer.h>
-#include <openssl/rand.h>
+#include "rid.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +51,7 @@ static void s_tv(struct timeval *tv, long ms)
 /* 20 characters of base64url from 15 random bytes. */
 static int s_new_sid(char out[SESSION_SID_LEN + 1])
 {
-    unsigned char r[15];
-    if (RAND_bytes(r, sizeof r) != 1)
-        return -1;
-    b64url_encode(r, sizeof r, out);
-    out[SESSION_SID_LEN] = 0;
-    return 0;
+    return rid_b64url(out, 15);
 }
 
 /* ---- output -------------------------------------------------------------- */

@@ -27,7 +27,7 @@
 #include "log.h"
 
 #include <jansson.h>
-#include <openssl/rand.h>
+#include "rid.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,9 +366,7 @@ static void s_arm_expiry(sock_t *k, const json_t *claims)
 
 static void s_new_pid(sock_t *k)
 {
-    unsigned char r[12];
-    RAND_bytes(r, sizeof r);
-    b64url_encode(r, sizeof r, k->pid);
+    rid_b64url(k->pid, 12);
 }
 
 /* Sends the CONNECT reply (after what recovery replayed and what was held),
@@ -576,9 +574,7 @@ static int s_connect(session_t *s, const sio_packet_t *p)
     k->nsp[p->nsp_len] = 0;
     k->nsp_len = p->nsp_len;
     k->sess = s;
-    unsigned char r[15];
-    RAND_bytes(r, sizeof r);
-    b64url_encode(r, sizeof r, k->sid);
+    rid_b64url(k->sid, 15);
     k->tokens = (double)gw->cfg.events_per_sec * 2;
     if (claims) {
         s_arm_expiry(k, claims);
