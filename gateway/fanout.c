@@ -611,8 +611,12 @@ static struct event *s_fd_event(fanout_t *f, void *sock, event_callback_fn cb)
     if (zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) < 0)
         return NULL;
     struct event *ev = event_new(f->gw->base, fd, EV_READ | EV_PERSIST, cb, f);
-    if (ev)
+    if (ev) {
         event_add(ev, NULL);
+        /* ZMQ_FD is edge-triggered: what arrived before we watched it
+         * (a monitor's CONNECTED event) would otherwise never be read */
+        event_active(ev, EV_READ, 0);
+    }
     return ev;
 }
 

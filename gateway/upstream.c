@@ -370,6 +370,7 @@ upstream_t *up_new(gw_t *gw, void *zctx, const char *endpoints, up_epoch_fn *on_
         if (!peer->ev)
             goto fail;
         event_add(peer->ev, NULL);
+        event_active(peer->ev, EV_READ, 0);     /* ZMQ_FD is edge-triggered */
     }
     if (up->npeers == 0) {
         log_error("event=config_error setting=--broker-rpc reason=\"no endpoint\"");
