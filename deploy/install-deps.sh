@@ -20,7 +20,8 @@ for arg in "$@"; do
 done
 
 DEBS="build-essential pkg-config libevent-dev libzmq3-dev libmsgpack-dev libjansson-dev
-      libssl-dev libpq-dev postgresql python3-socketio python3-websocket"
+      libssl-dev libpq-dev postgresql python3-socketio python3-websocket
+      libhiredis-dev libnats-dev redis-server nats-server"
 missing=""
 for p in $DEBS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
