@@ -1,10 +1,10 @@
 /*  fanout - the gateway's side of the broker -> gateway fan-out
  *
- *  ZMQ_FD is edge-triggered: the callback drains the socket while messages
- *  come, and after every subscription change (which may process pending
- *  commands) the drain is re-activated by hand. A drain handles at most
- *  FANOUT_BUDGET messages per turn and re-activates itself, so a flood from
- *  the broker cannot starve client I/O.
+ *  The transport is common/bus (--fanout zmq|redis|nats): it delivers
+ *  (topic, envelope) pairs on the loop, at most a budget per loop turn so a
+ *  flood from the broker cannot starve client I/O, re-subscribes after a
+ *  reconnect, and says whether it is connected (fanout_ready). The room
+ *  index drives the bus subscriptions; the heartbeat topic is always held.
  *
  *  Per room (fo_room_t, attached to the room index entry):
  *    last       the last seq delivered here. A fresh subscription starts at
@@ -27,13 +27,12 @@
 #include "session.h"
 #include "sio.h"
 #include "log.h"
+#include "bus.h"
 
-#include <zmq.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define FANOUT_BUDGET 2048
 #define FANOUT_QUEUE_MAX 100000     /* messages waiting behind a replay, per room */
 #define FANOUT_REPLAY_LIMIT 1000
 #define FANOUT_POSITIONS_MAX 1000
@@ -71,13 +70,9 @@ struct fo_req {
 
 struct fanout {
     gw_t *gw;                   //  Gateway context
-    void *sub;                  //  SUB socket
-    struct event *ev;           //  Readable event on ZMQ_FD (and manual activation)
-    void *monitor;              //  PAIR socket receiving the SUB socket's events
-    struct event *monitor_ev;
+    bus_t *bus;                 //  The fan-out transport (subscriber)
     struct event *resync;       //  Periodic positions check
     struct event *soon;         //  One check shortly after new subscriptions
-    int connected;              //  Brokers currently connected
     uint64_t head;              //  Highest seq seen (messages and heartbeats)
     fanout_stats_t stats;
 };
@@ -478,11 +473,9 @@ void fanout_room_sub(void *arg, room_t *room, int subscribe)
             room_set_data(room, NULL);
         }
     }
-    if (zmq_setsockopt(f->sub, subscribe ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, key, klen) < 0)
-        log_error("event=zmq_error op=%s reason=\"%s\"", subscribe ? "subscribe" : "unsubscribe",
-                  zmq_strerror(zmq_errno()));
-    /* the option call may have consumed the edge of ZMQ_FD */
-    event_active(f->ev, EV_READ, 0);
+    if ((subscribe ? bus_subscribe(f->bus, key, klen) : bus_unsubscribe(f->bus, key, klen)) < 0)
+        log_error("event=fanout_error op=%s reason=\"bad topic or out of memory\"",
+                  subscribe ? "subscribe" : "unsubscribe");
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -499,8 +492,10 @@ static void s_heartbeat(fanout_t *f, const void *body, size_t blen)
     msgpack_unpacked_destroy(&u);
 }
 
-static void s_message(fanout_t *f, const void *topic, size_t tlen, const void *body, size_t blen)
+/* bus_message_fn: one (topic, envelope) from the transport. */
+static void s_message(void *arg, const void *topic, size_t tlen, const void *body, size_t blen)
 {
+    fanout_t *f = arg;
     gw_t *gw = f->gw;
     if (tlen == sizeof HB_TOPIC && memcmp(topic, HB_TOPIC, sizeof HB_TOPIC) == 0) {
         s_heartbeat(f, body, blen);
@@ -535,90 +530,7 @@ static void s_message(fanout_t *f, const void *topic, size_t tlen, const void *b
     }
 }
 
-static void s_drain(evutil_socket_t fd, short what, void *arg)
-{
-    fanout_t *f = arg;
-    (void)fd;
-    (void)what;
-    for (int budget = 0; budget < FANOUT_BUDGET; budget++) {
-        zmq_msg_t topic, body;
-        zmq_msg_init(&topic);
-        if (zmq_msg_recv(&topic, f->sub, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&topic);
-            return;                 /* EAGAIN: drained; ZMQ_FD will fire again */
-        }
-        if (!zmq_msg_more(&topic)) {
-            f->gw->stats.bad_envelopes++;
-            zmq_msg_close(&topic);
-            continue;
-        }
-        zmq_msg_init(&body);
-        zmq_msg_recv(&body, f->sub, ZMQ_DONTWAIT);
-        int extra = zmq_msg_more(&body);
-        s_message(f, zmq_msg_data(&topic), zmq_msg_size(&topic), zmq_msg_data(&body),
-                  zmq_msg_size(&body));
-        zmq_msg_close(&topic);
-        zmq_msg_close(&body);
-        while (extra) {             /* skip unexpected trailing frames */
-            zmq_msg_t junk;
-            zmq_msg_init(&junk);
-            zmq_msg_recv(&junk, f->sub, ZMQ_DONTWAIT);
-            extra = zmq_msg_more(&junk);
-            zmq_msg_close(&junk);
-        }
-    }
-    event_active(f->ev, EV_READ, 0);    /* more may wait: continue next turn */
-}
-
-static void s_monitor(evutil_socket_t fd, short what, void *arg)
-{
-    fanout_t *f = arg;
-    (void)fd;
-    (void)what;
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, f->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            break;
-        }
-        uint16_t id = 0;
-        if (zmq_msg_size(&ev) >= 2)
-            memcpy(&id, zmq_msg_data(&ev), 2);
-        zmq_msg_init(&addr);
-        zmq_msg_recv(&addr, f->monitor, ZMQ_DONTWAIT);
-        if (id == ZMQ_EVENT_CONNECTED) {
-            f->connected++;
-            log_info("event=broker_connected endpoint=%.*s", (int)zmq_msg_size(&addr),
-                     (const char *)zmq_msg_data(&addr));
-        } else if (id == ZMQ_EVENT_DISCONNECTED) {
-            if (f->connected > 0)
-                f->connected--;
-            log_warn("event=broker_disconnected endpoint=%.*s", (int)zmq_msg_size(&addr),
-                     (const char *)zmq_msg_data(&addr));
-        }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-    }
-}
-
 /* ---- lifecycle ----------------------------------------------------------- */
-
-static struct event *s_fd_event(fanout_t *f, void *sock, event_callback_fn cb)
-{
-    int fd;
-    size_t sz = sizeof fd;
-    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) < 0)
-        return NULL;
-    struct event *ev = event_new(f->gw->base, fd, EV_READ | EV_PERSIST, cb, f);
-    if (ev) {
-        event_add(ev, NULL);
-        /* ZMQ_FD is edge-triggered: what arrived before we watched it
-         * (a monitor's CONNECTED event) would otherwise never be read */
-        event_active(ev, EV_READ, 0);
-    }
-    return ev;
-}
 
 fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
 {
@@ -626,45 +538,32 @@ fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
     if (!f)
         return NULL;
     f->gw = gw;
-    f->sub = zmq_socket(gw->zctx, ZMQ_SUB);
-    if (!f->sub) {
-        log_error("event=zmq_error reason=\"%s\"", zmq_strerror(zmq_errno()));
+    bus_config_t bc = {
+        .zmq_endpoints = pub_endpoints,
+        .zmq_ctx = gw->zctx,
+        .hwm = gw->cfg.sub_hwm,
+        .redis_url = gw->cfg.redis_url,
+        .nats_url = gw->cfg.nats_url,
+        .name = "belfry-gateway",
+        .on_message = s_message,
+        .arg = f,
+    };
+    if (bus_kind_parse(gw->cfg.fanout ? gw->cfg.fanout : "zmq", &bc.kind) < 0) {
+        log_error("event=config_error setting=--fanout value=\"%s\" reason=\"not zmq, redis or nats\"",
+                  gw->cfg.fanout);
         goto fail;
     }
-    int hwm = (int)gw->cfg.sub_hwm, zero = 0;
-    zmq_setsockopt(f->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(f->sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(f->sub, ZMQ_SUBSCRIBE, HB_TOPIC, sizeof HB_TOPIC);
-    if (zmq_socket_monitor(f->sub, "inproc://belfry-sub-monitor",
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0) {
-        f->monitor = zmq_socket(gw->zctx, ZMQ_PAIR);
-        if (f->monitor && zmq_connect(f->monitor, "inproc://belfry-sub-monitor") == 0)
-            f->monitor_ev = s_fd_event(f, f->monitor, s_monitor);
-    }
-    char *list = strdup(pub_endpoints ? pub_endpoints : "");
-    if (!list)
-        goto fail;
-    int count = 0;
-    for (char *save = NULL, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        if (zmq_connect(f->sub, ep) < 0) {
-            log_error("event=config_error setting=--broker-pub endpoint=\"%s\" reason=\"%s\"", ep,
-                      zmq_strerror(zmq_errno()));
-            free(list);
-            goto fail;
-        }
-        count++;
-    }
-    free(list);
-    if (count == 0) {
-        log_error("event=config_error setting=--broker-pub reason=\"no endpoint\"");
+    char err[256];
+    f->bus = bus_new(gw->base, &bc, BUS_SUB, err, sizeof err);
+    if (!f->bus) {
+        log_error("event=config_error setting=--fanout kind=%s reason=\"%s\"", bus_kind_name(bc.kind), err);
         goto fail;
     }
-    f->ev = s_fd_event(f, f->sub, s_drain);
+    if (bus_subscribe(f->bus, HB_TOPIC, sizeof HB_TOPIC) < 0)
+        goto fail;
     f->resync = event_new(gw->base, -1, EV_PERSIST, s_resync_cb, f);
     f->soon = event_new(gw->base, -1, 0, s_resync_cb, f);
-    if (!f->ev || !f->resync || !f->soon)
+    if (!f->resync || !f->soon)
         goto fail;
     struct timeval tv = { gw->cfg.resync_interval_ms / 1000, (gw->cfg.resync_interval_ms % 1000) * 1000 };
     event_add(f->resync, &tv);
@@ -679,28 +578,18 @@ void fanout_destroy(fanout_t **self_p)
     if (!self_p || !*self_p)
         return;
     fanout_t *f = *self_p;
-    if (f->ev)
-        event_free(f->ev);
     if (f->resync)
         event_free(f->resync);
     if (f->soon)
         event_free(f->soon);
-    if (f->monitor_ev)
-        event_free(f->monitor_ev);
-    if (f->monitor) {
-        int zero = 0;
-        zmq_setsockopt(f->monitor, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_close(f->monitor);
-    }
-    if (f->sub)
-        zmq_close(f->sub);
+    bus_destroy(&f->bus);
     free(f);
     *self_p = NULL;
 }
 
 int fanout_ready(const fanout_t *self)
 {
-    return self && self->connected > 0;
+    return self && bus_ready(self->bus);
 }
 
 const fanout_stats_t *fanout_stats(const fanout_t *self)

@@ -26,6 +26,9 @@ typedef struct jwt_verifier jwt_verifier_t;
 typedef struct {
     char *listen;               /* host:port */
     char *broker_pub;           /* comma-separated ZeroMQ endpoints */
+    char *fanout;               /* fan-out transport: "zmq", "redis" or "nats" (common/bus.h) */
+    char *redis_url;            /* --fanout redis: redis://[:password@]host[:port] */
+    char *nats_url;             /* --fanout nats: nats://host:port[,...] */
     char *broker_rpc;
     char *jwt_secret;
     char *jwt_public_key_file;  /* RS256 PEM file */

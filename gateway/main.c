@@ -17,6 +17,7 @@
 #include "log.h"
 #include "jwt.h"
 #include "map.h"
+#include "bus.h"
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -127,6 +128,12 @@ int main(int argc, char **argv)
           "address:port to accept clients on", 0, 0 },
         { "broker-pub", "BELFRY_BROKER_PUB", CFG_STR, &c->broker_pub, "tcp://127.0.0.1:5555",
           "brokers' fan-out endpoints, comma-separated, one per broker", 0, 0 },
+        { "fanout", "BELFRY_FANOUT", CFG_STR, &c->fanout, "zmq",
+          "fan-out transport from the brokers: zmq (their --broker-pub endpoints), redis or nats", 0, 0 },
+        { "redis-url", "BELFRY_REDIS_URL", CFG_STR, &c->redis_url, "redis://127.0.0.1:6379",
+          "with --fanout redis: the Redis server, redis://[:password@]host[:port]", 0, 0 },
+        { "nats-url", "BELFRY_NATS_URL", CFG_STR, &c->nats_url, "nats://127.0.0.1:4222",
+          "with --fanout nats: the NATS server(s), nats://host:port, comma-separated", 0, 0 },
         { "broker-rpc", "BELFRY_BROKER_RPC", CFG_STR, &c->broker_rpc, "tcp://127.0.0.1:5556",
           "brokers' RPC endpoints, comma-separated, one per broker", 0, 0 },
         { "jwt-secret", "BELFRY_JWT_SECRET", CFG_STR, &c->jwt_secret, NULL,
@@ -247,6 +254,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    bus_kind_t fanout_kind;
+    if (bus_kind_parse(c->fanout, &fanout_kind) < 0) {
+        fprintf(stderr, "belfry-gateway: --fanout: \"%s\" is not zmq, redis or nats\n", c->fanout);
+        return 2;
+    }
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
     if (evutil_parse_sockaddr_port(c->listen, (struct sockaddr *)&ss, &sslen) < 0) {
@@ -296,7 +308,9 @@ int main(int argc, char **argv)
     struct event *sigint = evsignal_new(gw.base, SIGINT, s_signal_cb, &gw);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
-    log_info("event=ready listen=%s broker_pub=%s", c->listen, c->broker_pub);
+    log_info("event=ready listen=%s fanout=%s broker_pub=%s", c->listen, c->fanout,
+             fanout_kind == BUS_ZMQ ? c->broker_pub
+             : fanout_kind == BUS_REDIS ? c->redis_url : c->nats_url);
 
     event_base_dispatch(gw.base);
 
