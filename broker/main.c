@@ -1,10 +1,14 @@
 /*  belfry-broker - reads the notifications log and fans it out to gateways
  *
- *  Design: one libevent loop carries three things: the PostgreSQL connection
+ *  Design: one libevent loop carries the PostgreSQL cursor connection
  *  (db.c: leadership, the snapshot cursor and the doorbell), the ZeroMQ PUB
- *  socket the rows are published on (pub.c), and the ZeroMQ ROUTER socket
- *  gateways send requests to (rpc.c). Both sockets are bound before the
- *  database is contacted, so a bad endpoint fails fast (exit 1).
+ *  socket the rows are published on (pub.c), the ZeroMQ ROUTER socket
+ *  gateways send requests to (rpc.c), the answers to those requests (ops.c:
+ *  the ring of recent envelopes, replay, positions, recovery, the
+ *  notification center) and their own pool of database connections (rdb.c),
+ *  so that requests never delay the stream. While leading it publishes a
+ *  heartbeat every second. Both sockets are bound before the database is
+ *  contacted, so a bad endpoint fails fast (exit 1).
  *  `--init-schema` applies deploy/sql and exits instead (schema.c).
  *  SIGINT/SIGTERM: let the query in flight finish (a committed batch is
  *  still published), close everything, exit 0; a second signal, or 3 s,
@@ -25,7 +29,9 @@
 #include "cfg.h"
 #include "db.h"
 #include "log.h"
+#include "ops.h"
 #include "pub.h"
+#include "rdb.h"
 #include "rpc.h"
 #include "schema.h"
 
@@ -36,11 +42,16 @@
  * before that would drop it on the floor (the "slow joiner"), leaving the
  * gateways to replay it. */
 #define PUB_GRACE_MS 500
+#define HEARTBEAT_MS 1000
 
 typedef struct {
     struct event_base *base;
     pub_t *pub;
     db_t *db;
+    rdb_t *rdb;             /* RPC database connections */
+    ops_t *ops;             /* RPC data ops, the ring */
+    struct event *heartbeat; /* every HEARTBEAT_MS while leading */
+    uint64_t position;      /* the cursor position at the start of leadership */
     int stopping;
     struct event *deadline;
     int leading;            /* leads and reads (for ping) */
@@ -52,12 +63,14 @@ static void s_on_row(void *ctx, env_msg_t *m)
 {
     broker_t *b = ctx;
     pub_send(b->pub, m);
+    ops_on_published(b->ops, m);
 }
 
 static void s_on_position(void *ctx, uint64_t last_seq)
 {
     broker_t *b = ctx;
     pub_set_last_seq(b->pub, last_seq);
+    b->position = last_seq;
 }
 
 static void s_on_leader(void *ctx, int leading)
@@ -73,7 +86,23 @@ static void s_on_leader(void *ctx, int leading)
                  (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000,
                  b->terms);
         log_info("event=epoch epoch=%s", b->epoch);
+        ops_leader_start(b->ops, b->position);
+        pub_heartbeat(b->pub, b->epoch);
+        struct timeval tv = { HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000 };
+        event_add(b->heartbeat, &tv);
+    } else {
+        ops_leader_stop(b->ops);
+        event_del(b->heartbeat);
     }
+}
+
+static void s_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    if (b->leading)
+        pub_heartbeat(b->pub, b->epoch);
 }
 
 static void s_status(void *ctx, rpc_status_t *st)
@@ -82,6 +111,7 @@ static void s_status(void *ctx, rpc_status_t *st)
     st->seq = pub_last_seq(b->pub);
     st->leader = b->leading;
     st->epoch = b->epoch;
+    st->oldest = ops_oldest(b->ops);
 }
 
 static void s_stopped(void *arg)
@@ -95,8 +125,10 @@ static void s_on_grace(evutil_socket_t fd, short what, void *arg)
     broker_t *b = arg;
     (void)fd;
     (void)what;
-    if (!b->stopping)
+    if (!b->stopping) {
+        rdb_start(b->rdb);
         db_start(b->db);
+    }
     else
         event_base_loopbreak(b->base);
 }
@@ -170,8 +202,9 @@ static int s_init_schema(const char *db_url, const char *schema_dir)
 int main(int argc, char **argv)
 {
     char *db_url = NULL, *pub_bind = NULL, *rpc_bind = NULL, *schema_dir = NULL;
-    char *log_level = NULL, *channel = NULL;
-    long poll_ms = 1000;
+    char *log_level = NULL, *channel = NULL, *event_fn = NULL;
+    long poll_ms = 1000, rpc_conns = 2, ring_size = 100000, ring_mb = 256, retention_s = 86400;
+    long pub_hwm = PUB_SNDHWM;
     int init_schema = 0, log_json = 0;
     const cfg_opt_t opts[] = {
         { "db", "BELFRY_DB_URL", CFG_STR, &db_url, "",
@@ -184,6 +217,19 @@ int main(int argc, char **argv)
           "NOTIFY channel the trigger rings and the broker LISTENs on", 0, 0 },
         { "poll-interval-ms", "BELFRY_POLL_INTERVAL_MS", CFG_INT, &poll_ms, "1000",
           "safety-net read interval (and standby retry interval), ms", 10, 3600000 },
+        { "rpc-db-conns", "BELFRY_RPC_DB_CONNS", CFG_INT, &rpc_conns, "2",
+          "PostgreSQL connections for RPC work (replays, unread lists, events)", 1, 64 },
+        { "ring-size", "BELFRY_RING_SIZE", CFG_INT, &ring_size, "100000",
+          "messages kept in memory for replays and positions", 1, 100000000 },
+        { "ring-mb", "BELFRY_RING_MB", CFG_INT, &ring_mb, "256",
+          "cap of the ring in MiB (topics + envelopes)", 1, 1048576 },
+        { "retention-s", "BELFRY_RETENTION_S", CFG_INT, &retention_s, "86400",
+          "seconds batches (replay, recovery) and recovery sessions are kept", 1, 315360000 },
+        { "event-function", "BELFRY_EVENT_FUNCTION", CFG_STR, &event_fn, "belfry_handle_event",
+          "SQL function fn(user text, ns text, name text, args jsonb) RETURNS jsonb for client events",
+          0, 0 },
+        { "pub-hwm", "BELFRY_PUB_HWM", CFG_INT, &pub_hwm, "1000000",
+          "ZeroMQ send high-water mark of the PUB socket, messages per gateway", 1, 100000000 },
         { "init-schema", NULL, CFG_BOOL, &init_schema, "0",
           "apply the SQL schema (versioned, idempotent) and exit", 0, 0 },
         { "schema-dir", "BELFRY_SCHEMA_DIR", CFG_STR, &schema_dir, "",
@@ -217,13 +263,22 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (!ops_valid_function_name(event_fn)) {
+        fprintf(stderr, "belfry-broker: --event-function (BELFRY_EVENT_FUNCTION): "
+                        "must be an SQL identifier, optionally schema-qualified "
+                        "(name or schema.name, letters, digits, _), got \"%s\"\n", event_fn);
+        return 2;
+    }
+
     if (init_schema)
         return s_init_schema(db_url, schema_dir);
 
     char redacted[1024];
     log_redact_url(db_url, redacted, sizeof redacted);
-    log_info("event=start db=\"%s\" pub=%s rpc=%s channel=%s poll_ms=%ld",
-             redacted, pub_bind, rpc_bind, channel, poll_ms);
+    log_info("event=start db=\"%s\" pub=%s rpc=%s channel=%s poll_ms=%ld rpc_db_conns=%ld "
+             "ring_size=%ld ring_mb=%ld retention_s=%ld event_function=%s pub_hwm=%ld",
+             redacted, pub_bind, rpc_bind, channel, poll_ms, rpc_conns, ring_size, ring_mb,
+             retention_s, event_fn, pub_hwm);
 
     signal(SIGPIPE, SIG_IGN);
     broker_t b;
@@ -240,13 +295,21 @@ int main(int argc, char **argv)
         log_error("event=fatal reason=\"cannot create the event loop or ZeroMQ context\"");
         goto done;
     }
-    b.pub = pub_new(zctx, pub_bind, err, sizeof err);
+    b.pub = pub_new(zctx, pub_bind, (int)pub_hwm, err, sizeof err);
     if (!b.pub) {
         fprintf(stderr, "belfry-broker: --pub: %s\n", err);
         log_error("event=fatal reason=\"%s\"", err);
         goto done;
     }
-    rpc = rpc_new(b.base, zctx, rpc_bind, s_status, &b, err, sizeof err);
+    b.rdb = rdb_new(b.base, db_url, (int)rpc_conns);
+    ops_config_t ocfg = { (size_t)ring_size, (size_t)ring_mb * 1024 * 1024, retention_s, event_fn };
+    b.ops = b.rdb ? ops_new(b.base, b.pub, b.rdb, &ocfg) : NULL;
+    b.heartbeat = event_new(b.base, -1, EV_PERSIST, s_on_heartbeat, &b);
+    if (!b.rdb || !b.ops || !b.heartbeat) {
+        log_error("event=fatal reason=\"out of memory\"");
+        goto done;
+    }
+    rpc = rpc_new(b.base, zctx, rpc_bind, s_status, &b, ops_handle, b.ops, err, sizeof err);
     if (!rpc) {
         fprintf(stderr, "belfry-broker: --rpc: %s\n", err);
         log_error("event=fatal reason=\"%s\"", err);
@@ -272,9 +335,18 @@ int main(int argc, char **argv)
     log_info("event=stopped published=%llu publish_errors=%llu rpc_requests=%llu rpc_malformed=%llu",
              (unsigned long long)pub_sent_count(b.pub), (unsigned long long)pub_error_count(b.pub),
              (unsigned long long)rpc_request_count(rpc), (unsigned long long)rpc_malformed_count(rpc));
+    for (int op = 0; op < RPC_OP_COUNT; op++)
+        if (rpc_op_count(rpc, (rpc_op_t)op))
+            log_info("event=rpc_stats op=%s requests=%llu errors=%llu", rpc_op_name((rpc_op_t)op),
+                     (unsigned long long)rpc_op_count(rpc, (rpc_op_t)op),
+                     (unsigned long long)rpc_op_error_count(rpc, (rpc_op_t)op));
     exit_code = 0;
 done:
     db_destroy(&b.db);
+    rdb_destroy(&b.rdb);        /* answers queries in flight (ops still exists) */
+    ops_destroy(&b.ops);
+    if (b.heartbeat)
+        event_free(b.heartbeat);
     if (sigint)
         event_free(sigint);
     if (sigterm)

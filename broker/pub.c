@@ -24,11 +24,13 @@ struct pub {
     char *topic;            /* scratch topic buffer */
     size_t topic_cap;       /* its capacity */
     msgpack_sbuffer sb;     /* scratch envelope buffer */
+    size_t last_tlen;       /* topic bytes of the last message (in topic) */
+    int last_ok;            /* the last message was encoded (sb holds it) */
     uint64_t last_seq;      /* last seq published (or the start position) */
     uint64_t sent, errors;  /* counters */
 };
 
-pub_t *pub_new(void *zctx, const char *endpoint, char *err, size_t errcap)
+pub_t *pub_new(void *zctx, const char *endpoint, int hwm, char *err, size_t errcap)
 {
     pub_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -42,7 +44,9 @@ pub_t *pub_new(void *zctx, const char *endpoint, char *err, size_t errcap)
         snprintf(err, errcap, "cannot create PUB socket: %s", zmq_strerror(errno));
         goto fail;
     }
-    int hwm = PUB_SNDHWM, linger = 0;
+    int linger = 0;
+    if (hwm <= 0)
+        hwm = PUB_SNDHWM;
     zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_bind(self->sock, endpoint) != 0) {
@@ -111,6 +115,7 @@ static uint64_t *s_room_slot(pub_t *self, const char *topic, size_t len)
 
 int pub_send(pub_t *self, env_msg_t *m)
 {
+    self->last_ok = 0;
     size_t need = m->nsp_len + m->room_len + 2;
     if (need > self->topic_cap) {
         size_t cap = need < 256 ? 256 : need * 2;
@@ -123,16 +128,22 @@ int pub_send(pub_t *self, env_msg_t *m)
     int tlen = env_topic(self->topic, self->topic_cap, m->nsp, m->nsp_len, m->room, m->room_len);
     if (tlen < 0)
         goto fail;
-    uint64_t *slot = self->rooms ? s_room_slot(self, self->topic, (size_t)tlen) : NULL;
-    m->prev = slot ? *slot : 0;
-    if (slot)
-        *slot = m->seq;
-    if (m->seq > self->last_seq)
-        self->last_seq = m->seq;
+    if (m->seq == 0) {
+        m->prev = 0;                    /* ephemeral: no place in the room's chain */
+    } else {
+        uint64_t *slot = self->rooms ? s_room_slot(self, self->topic, (size_t)tlen) : NULL;
+        m->prev = slot ? *slot : 0;
+        if (slot)
+            *slot = m->seq;
+        if (m->seq > self->last_seq)
+            self->last_seq = m->seq;
+    }
 
     self->sb.size = 0;
     if (env_encode(&self->sb, m) < 0)
         goto fail;
+    self->last_tlen = (size_t)tlen;
+    self->last_ok = 1;
     if (zmq_send(self->sock, self->topic, (size_t)tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(self->sock, self->sb.data, self->sb.size, ZMQ_DONTWAIT) < 0)
         goto fail;
@@ -164,4 +175,67 @@ uint64_t pub_sent_count(const pub_t *self)
 uint64_t pub_error_count(const pub_t *self)
 {
     return self->errors;
+}
+
+int pub_last_envelope(const pub_t *self, const char **topic, size_t *topic_len,
+                      const char **env, size_t *env_len)
+{
+    if (!self->last_ok)
+        return -1;
+    *topic = self->topic;
+    *topic_len = self->last_tlen;
+    *env = self->sb.data;
+    *env_len = self->sb.size;
+    return 0;
+}
+
+int pub_heartbeat(pub_t *self, const char *epoch)
+{
+    msgpack_packer pk;
+    size_t el = strlen(epoch);
+    self->last_ok = 0;
+    self->sb.size = 0;
+    msgpack_packer_init(&pk, &self->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "seq", 3);
+    msgpack_pack_uint64(&pk, self->last_seq);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "epoch", 5);
+    msgpack_pack_str(&pk, el);
+    msgpack_pack_str_body(&pk, epoch, el);
+    if (zmq_send(self->sock, PUB_HB_TOPIC, PUB_HB_TOPIC_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->sock, self->sb.data, self->sb.size, ZMQ_DONTWAIT) < 0) {
+        self->errors++;
+        return -1;
+    }
+    return 0;
+}
+
+uint64_t pub_room_last(const pub_t *self, const char *topic, size_t len)
+{
+    const uint64_t *slot = self->rooms ? map_get(self->rooms, topic, len) : NULL;
+    return slot ? *slot : 0;
+}
+
+int pub_seed_room(pub_t *self, const char *topic, size_t len, uint64_t seq)
+{
+    if (!self->rooms || map_get(self->rooms, topic, len))
+        return 0;
+    uint64_t *slot = s_room_slot(self, topic, len);
+    if (!slot)
+        return -1;
+    *slot = seq;
+    return 0;
+}
+
+void pub_reset_rooms(pub_t *self)
+{
+    if (self->rooms) {
+        s_clear_rooms(self->rooms);
+        map_destroy(&self->rooms);
+    }
+    self->rooms = map_new();
+    if (!self->rooms)
+        log_error("event=rooms_reset_failed reason=\"out of memory\"");
 }

@@ -19,9 +19,15 @@
 
 typedef struct pub pub_t;
 
-/* Creates a PUB socket in zctx bound to endpoint (SNDHWM PUB_SNDHWM).
- * Returns NULL with a reason in err (capacity errcap) on failure. */
-pub_t *pub_new(void *zctx, const char *endpoint, char *err, size_t errcap);
+/* The heartbeat topic: 0x01 "hb" 0x00 (4 bytes; no room topic can equal it,
+ * since namespaces start with '/'). */
+#define PUB_HB_TOPIC     "\x01hb"
+#define PUB_HB_TOPIC_LEN 4
+
+/* Creates a PUB socket in zctx bound to endpoint with ZMQ_SNDHWM hwm
+ * (<= 0: PUB_SNDHWM). Returns NULL with a reason in err (capacity errcap)
+ * on failure. */
+pub_t *pub_new(void *zctx, const char *endpoint, int hwm, char *err, size_t errcap);
 /* Closes the socket (LINGER 0: unsent messages are dropped) and frees
  * everything; NULL-safe; sets *self_p to NULL. */
 void pub_destroy(pub_t **self_p);
@@ -29,8 +35,26 @@ void pub_destroy(pub_t **self_p);
 /* Publishes m (m->prev is overwritten with this room's previous seq, 0 if
  * unknown). Messages must be given in seq order. Returns 0, or -1 if the
  * message could not be encoded or sent (logged and counted; the room's prev
- * is still advanced, so a gateway sees the gap). */
+ * is still advanced, so a gateway sees the gap). A message with seq 0 is
+ * ephemeral: prev is set to 0 and neither the room map nor the head move. */
 int pub_send(pub_t *self, env_msg_t *m);
+/* The topic and envelope bytes of the last pub_send that got as far as
+ * encoding (whether or not ZeroMQ took it). Valid until the next call of
+ * any pub_ function. 0, or -1 if the last message could not be encoded. */
+int pub_last_envelope(const pub_t *self, const char **topic, size_t *topic_len,
+                      const char **env, size_t *env_len);
+/* Publishes the heartbeat {"seq": pub_last_seq, "epoch": epoch} on
+ * PUB_HB_TOPIC. 0 or -1 (counted as a publish error). */
+int pub_heartbeat(pub_t *self, const char *epoch);
+
+/* Per-room positions, keyed by the topic (env_topic bytes): the last seq
+ * published to that room, or 0 if this publisher does not know it. */
+uint64_t pub_room_last(const pub_t *self, const char *topic, size_t len);
+/* Records seq as the room's last seq if the room is not known yet (a
+ * preload from the database). 0, or -1 on allocation failure. */
+int pub_seed_room(pub_t *self, const char *topic, size_t len, uint64_t seq);
+/* Forgets every room (a new leadership term: prev links restart). */
+void pub_reset_rooms(pub_t *self);
 
 /* The seq of the last message published, or the value given to
  * pub_set_last_seq() if that is higher (the cursor position at start). */
