@@ -13,6 +13,9 @@
  *  authenticated, CONNECT is followed by the event `auth` carrying the CONNECT
  *  payload, `message` is answered with `message-back` and `message-with-ack`
  *  is acknowledged with its own arguments, as the reference test server does.
+ *  One extension exercises acks from the server's side: `request-ack` makes
+ *  the server emit `ack-request` (same arguments) with an ack id, and the
+ *  client's ack comes back as the event `ack-response` with its arguments.
  */
 #include "sock.h"
 #include "session.h"
@@ -753,6 +756,54 @@ static int s_rate_ok(sock_t *k)
     return 1;
 }
 
+/* Emits [<name><rest> (rest: the arguments after an event name, "," ... "]"),
+ * as a binary event with the attachments being handled when binary, with a
+ * server -> client ack request when ack_id >= 0. */
+static void s_emit_rest(sock_t *k, const char *name, const char *rest, size_t rest_len, int binary,
+                        int64_t ack_id)
+{
+    session_t *s = k->sess;
+    size_t n = rest_len + strlen(name) + 8;
+    char *ev = malloc(n);
+    if (!ev)
+        return;
+    int el = snprintf(ev, n, "[\"%s\"%.*s", name, (int)rest_len, rest);
+    sock_emit(k, binary ? SIO_BINARY_EVENT : SIO_EVENT, binary ? s->bin_have : 0, ack_id, ev,
+              (size_t)el);
+    free(ev);
+    if (binary)
+        s_send_attachments(s);
+}
+
+/* A client's answer to a server -> client ack request (conformance mode):
+ * its arguments come back as the event `ack-response`. */
+static int s_client_ack(sock_t *k, const sio_packet_t *p, int binary)
+{
+    size_t i;
+    for (i = 0; i < k->acks_out && k->ack_ids[i] != p->ack_id; i++)
+        ;
+    if (i == k->acks_out)
+        return 0;                   /* not ours, or answered already: ignored */
+    k->ack_ids[i] = k->ack_ids[--k->acks_out];
+    /* data is "[args]": the arguments after '[' are the event's rest */
+    const char *d = p->data + 1;
+    size_t dl = p->data_len - 1;
+    while (dl && (*d == ' ' || *d == '\t' || *d == '\n' || *d == '\r')) {
+        d++;
+        dl--;
+    }
+    char *rest = malloc(dl + 2);
+    if (!rest)
+        return -1;
+    size_t rl = 0;
+    if (dl && *d != ']')
+        rest[rl++] = ',';
+    memcpy(rest + rl, d, dl);
+    s_emit_rest(k, "ack-response", rest, rl + dl, binary, -1);
+    free(rest);
+    return 0;
+}
+
 /* Handles an EVENT or BINARY_EVENT (attachments in s->bin_*). */
 static int s_event(sock_t *k, const sio_packet_t *p, int binary)
 {
@@ -767,15 +818,13 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
     s_args(rest, rest_len, &args, &args_len);
     if (s->gw->cfg.conformance) {
         if (strcmp(name, "message") == 0) {
-            size_t n = rest_len + 16;
-            char *ev = malloc(n);
-            if (ev) {
-                int el = snprintf(ev, n, "[\"message-back\"%.*s", (int)rest_len, rest);
-                sock_emit(k, binary ? SIO_BINARY_EVENT : SIO_EVENT, binary ? s->bin_have : 0,
-                           -1, ev, (size_t)el);
-                free(ev);
-                if (binary)
-                    s_send_attachments(s);
+            s_emit_rest(k, "message-back", rest, rest_len, binary, -1);
+        } else if (strcmp(name, "request-ack") == 0) {
+            /* extension: the server asks the client for an ack */
+            if (k->acks_out < SOCK_MAX_ACKS_OUT) {
+                int64_t id = k->next_ack++;
+                k->ack_ids[k->acks_out++] = id;
+                s_emit_rest(k, "ack-request", rest, rest_len, binary, id);
             }
         } else if (strcmp(name, "message-with-ack") == 0 && p->ack_id >= 0) {
             size_t n = args_len + 2;
@@ -831,7 +880,10 @@ static int s_dispatch(session_t *s, const sio_packet_t *p, int binary)
         return s_event(k, p, binary);
     case SIO_ACK:
     case SIO_BINARY_ACK:
-        return 0;                   /* no server -> client ack requests are outstanding */
+        k = s_find(s, p->nsp, p->nsp_len);
+        if (!k || !s->gw->cfg.conformance)
+            return 0;               /* no server -> client ack requests outside it */
+        return s_client_ack(k, p, binary);
     default:
         return -1;                  /* CONNECT_ERROR is never sent by a client */
     }

@@ -15,6 +15,8 @@
 #include "pkt.h"
 #include <jansson.h>
 
+#define SOCK_MAX_ACKS_OUT 8
+
 struct sock {
     session_t *sess;            //  Engine.IO session it rides on
     char *nsp;                  //  Namespace ("/", "/notifs")
@@ -24,6 +26,8 @@ struct sock {
     room_slot_t *rooms;         //  Rooms joined (slots registered in the index)
     size_t nrooms, rooms_cap;
     int64_t next_ack;           //  Next id for a server -> client ack request
+    int64_t ack_ids[8];         //  Server -> client ack requests awaiting an answer
+    size_t acks_out;
     json_t *allowed_rooms;      //  The token's "rooms" claim (array), or NULL
     json_t *publish_rooms;      //  The token's "publish" claim (array), or NULL
     char pid[24];               //  Recovery id (connection-state recovery), "" if off

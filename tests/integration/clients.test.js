@@ -130,6 +130,25 @@ const MODES = [
 
 for (const mode of MODES) {
   describe(`socket.io-client v4, ${mode.name}`, () => {
+    test('server -> client ack: the server asks, the client answers (text and binary), the answer comes back', T, async () => {
+      const m = newManager(mode.transports);
+      const s = sock(m, '/custom');
+      const asked = [];
+      s.on('ack-request', (...args) => {
+        const cb = args.pop();
+        asked.push(args);
+        cb('answer', args[0], Buffer.from([7, 7]));
+      });
+      await connected(s);
+      s.emit('request-ack', 41, { q: 'why' });
+      const [resp] = await eventsNamed(s, 'ack-response');
+      assert.deepEqual(asked, [[41, { q: 'why' }]], 'the ack request carried the arguments');
+      assert.equal(resp.args.length, 3);
+      assert.equal(resp.args[0], 'answer');
+      assert.equal(resp.args[1], 41);
+      assert.ok(isBin(resp.args[2]) && hex(resp.args[2]) === '0707', 'the binary answer came back');
+    });
+
     test('auth, two namespaces on one connection, events, acks, binary, burst across the upgrade', T, async () => {
       const m = newManager(mode.transports);
       const main = sock(m, '/', { token: 'main-token' });
@@ -353,6 +372,8 @@ for (const mode of MODES) {
       assert.equal(ack('custom'), 'c', ctx);
       assert.deepEqual(ack('binary'), { $bytes: '090807' }, ctx);
       assert.equal(ack('after'), 'still-here', `the connection after the refused namespace${ctx}`);
+      assert.deepEqual(ev('/', 'ack-response'), [['from-py', 'x', 5]],
+        `server -> client ack answered by a python handler${ctx}`);
 
       const ce = of('connect_error').find((l) => l.ns === '/random');
       assert.ok(ce, `no connect_error for /random${ctx}`);

@@ -80,6 +80,9 @@ def main():
         sio.on("*", on_any, namespace=ns)
         sio.on("connect_error", on_connect_error, namespace=ns)
 
+    # A server -> client ack: the handler's return value is the answer.
+    sio.on("ack-request", lambda *args: ("from-py",) + args)
+
     try:
         sio.connect(opts.url, auth={"token": "py-token", "n": 7},
                     transports=transports, namespaces=namespaces,
@@ -103,6 +106,7 @@ def main():
         sio.emit("message", (b"\x01\x02\x03", {"nested": b"\x04\x05"}, "txt"))
         out({"type": "ack", "name": "binary",
              "value": sio.call("message-with-ack", b"\x09\x08\x07", timeout=5)})
+        sio.emit("request-ack", ("x", 5))
         # Give the last plain events time to come back before the next step.
         time.sleep(0.3)
         out({"type": "transport", "value": sio.transport()})
