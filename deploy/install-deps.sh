@@ -32,6 +32,13 @@ if [ "$want_node" -eq 1 ]; then
     command -v node >/dev/null 2>&1 || missing="$missing nodejs"
     command -v npm >/dev/null 2>&1 || missing="$missing npm"
 fi
+if [ "$want_node" -eq 1 ]; then
+    # tests/integration/deploy.test.js: `docker-compose config` (no Docker
+    # engine needed), nginx (the load balancer) and iproute2 (ip netns).
+    for p in docker-compose nginx-light iproute2; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+    done
+fi
 if [ "$want_browser" -eq 1 ]; then
     # tests/integration/browser.test.js and demo.test.js drive /usr/bin/chromium
     # through npm playwright-core.
