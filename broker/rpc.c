@@ -28,6 +28,7 @@
 
 #define RPC_FRAMES_MAX 3   /* identity, optional empty delimiter, body */
 #define RPC_IDENTITY_MAX 256
+#define RPC_SNDHWM 100000  /* replies queued per gateway */
 
 struct rpc_req_priv {
     rpc_t *rpc;                 /* NULL once the socket is gone */
@@ -611,9 +612,13 @@ rpc_t *rpc_new(struct event_base *base, void *zctx, const char *endpoint,
         snprintf(err, errcap, "cannot create ROUTER socket: %s", zmq_strerror(errno));
         goto fail;
     }
-    int linger = 0, maxmsg = RPC_MSG_MAX + 1024;
+    int linger = 0, maxmsg = RPC_MSG_MAX + 1024, hwm = RPC_SNDHWM;
     int64_t maxmsg64 = maxmsg;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* a reconnect storm answers thousands of requests in one turn: beyond
+     * the HWM a ROUTER drops replies silently */
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg64, sizeof maxmsg64);
     if (zmq_bind(self->sock, endpoint) != 0) {
         snprintf(err, errcap, "cannot bind ROUTER socket to %s: %s", endpoint, zmq_strerror(errno));
