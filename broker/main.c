@@ -203,6 +203,7 @@ int main(int argc, char **argv)
 {
     char *db_url = NULL, *pub_bind = NULL, *rpc_bind = NULL, *schema_dir = NULL;
     char *log_level = NULL, *channel = NULL, *event_fn = NULL;
+    char *fanout = NULL, *redis_url = NULL, *nats_url = NULL;
     long poll_ms = 1000, rpc_conns = 2, ring_size = 100000, ring_mb = 256, retention_s = 86400;
     long pub_hwm = PUB_SNDHWM;
     int init_schema = 0, log_json = 0;
@@ -211,6 +212,12 @@ int main(int argc, char **argv)
           "PostgreSQL conninfo or URL (empty: libpq's PG* environment defaults)", 0, 0 },
         { "pub", "BELFRY_PUB_BIND", CFG_STR, &pub_bind, "tcp://127.0.0.1:5555",
           "ZeroMQ PUB endpoint to bind (fan-out to gateways)", 0, 0 },
+        { "fanout", "BELFRY_FANOUT", CFG_STR, &fanout, "zmq",
+          "fan-out transport to the gateways: zmq (PUB socket on --pub), redis or nats", 0, 0 },
+        { "redis-url", "BELFRY_REDIS_URL", CFG_STR, &redis_url, "redis://127.0.0.1:6379",
+          "with --fanout redis: the Redis server, redis://[:password@]host[:port]", 0, 0 },
+        { "nats-url", "BELFRY_NATS_URL", CFG_STR, &nats_url, "nats://127.0.0.1:4222",
+          "with --fanout nats: the NATS server(s), nats://host:port, comma-separated", 0, 0 },
         { "rpc", "BELFRY_RPC_BIND", CFG_STR, &rpc_bind, "tcp://127.0.0.1:5556",
           "ZeroMQ ROUTER endpoint to bind (requests from gateways)", 0, 0 },
         { "channel", "BELFRY_CHANNEL", CFG_STR, &channel, "belfry",
@@ -270,14 +277,23 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    bus_config_t fan = { .zmq_endpoints = pub_bind, .hwm = pub_hwm, .redis_url = redis_url,
+                         .nats_url = nats_url, .name = "belfry-broker" };
+    if (bus_kind_parse(fanout, &fan.kind) < 0) {
+        fprintf(stderr, "belfry-broker: --fanout (BELFRY_FANOUT): must be zmq, redis or nats, "
+                        "got \"%s\"\n", fanout);
+        return 2;
+    }
+
     if (init_schema)
         return s_init_schema(db_url, schema_dir);
 
     char redacted[1024];
     log_redact_url(db_url, redacted, sizeof redacted);
-    log_info("event=start db=\"%s\" pub=%s rpc=%s channel=%s poll_ms=%ld rpc_db_conns=%ld "
+    log_info("event=start db=\"%s\" fanout=%s pub=%s rpc=%s channel=%s poll_ms=%ld rpc_db_conns=%ld "
              "ring_size=%ld ring_mb=%ld retention_s=%ld event_function=%s pub_hwm=%ld",
-             redacted, pub_bind, rpc_bind, channel, poll_ms, rpc_conns, ring_size, ring_mb,
+             redacted, fanout, fan.kind == BUS_ZMQ ? pub_bind : fan.kind == BUS_REDIS ? redis_url : nats_url,
+             rpc_bind, channel, poll_ms, rpc_conns, ring_size, ring_mb,
              retention_s, event_fn, pub_hwm);
 
     signal(SIGPIPE, SIG_IGN);
@@ -295,9 +311,11 @@ int main(int argc, char **argv)
         log_error("event=fatal reason=\"cannot create the event loop or ZeroMQ context\"");
         goto done;
     }
-    b.pub = pub_new(zctx, pub_bind, (int)pub_hwm, err, sizeof err);
+    fan.zmq_ctx = zctx;
+    b.pub = pub_new_bus(b.base, &fan, err, sizeof err);
     if (!b.pub) {
-        fprintf(stderr, "belfry-broker: --pub: %s\n", err);
+        fprintf(stderr, "belfry-broker: --%s: %s\n",
+                fan.kind == BUS_ZMQ ? "pub" : fan.kind == BUS_REDIS ? "redis-url" : "nats-url", err);
         log_error("event=fatal reason=\"%s\"", err);
         goto done;
     }

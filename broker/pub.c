@@ -1,9 +1,10 @@
-/*  pub - the fan-out side of the broker: a ZeroMQ PUB socket
+/*  pub - the fan-out side of the broker: publishes envelopes on the bus
  *
  *  Design: one scratch topic buffer and one msgpack sbuffer are reused for
  *  every message, so publishing allocates only when a room is first seen.
- *  A PUB socket never blocks (at the high-water mark it drops), so sends use
- *  ZMQ_DONTWAIT and an error is counted, not retried.
+ *  The bus never blocks (a ZeroMQ PUB socket drops at the high-water mark,
+ *  Redis and NATS drop while disconnected or over their buffer cap), so an
+ *  error is counted, not retried: the gateways repair the gap from prev.
  */
 #include "pub.h"
 
@@ -13,13 +14,12 @@
 #include <string.h>
 
 #include <msgpack.h>
-#include <zmq.h>
 
 #include "log.h"
 #include "map.h"
 
 struct pub {
-    void *sock;             /* ZMQ_PUB */
+    bus_t *bus;             /* the fan-out transport (publisher) */
     map_t *rooms;           /* topic -> uint64_t * (last seq published there) */
     char *topic;            /* scratch topic buffer */
     size_t topic_cap;       /* its capacity */
@@ -32,6 +32,12 @@ struct pub {
 
 pub_t *pub_new(void *zctx, const char *endpoint, int hwm, char *err, size_t errcap)
 {
+    bus_config_t cfg = { .kind = BUS_ZMQ, .zmq_ctx = zctx, .zmq_endpoints = endpoint, .hwm = hwm };
+    return pub_new_bus(NULL, &cfg, err, errcap);
+}
+
+pub_t *pub_new_bus(struct event_base *base, const bus_config_t *cfg, char *err, size_t errcap)
+{
     pub_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errcap, "out of memory");
@@ -39,24 +45,26 @@ pub_t *pub_new(void *zctx, const char *endpoint, int hwm, char *err, size_t errc
     }
     msgpack_sbuffer_init(&self->sb);
     self->rooms = map_new();
-    self->sock = zmq_socket(zctx, ZMQ_PUB);
-    if (!self->rooms || !self->sock) {
-        snprintf(err, errcap, "cannot create PUB socket: %s", zmq_strerror(errno));
+    if (!self->rooms) {
+        snprintf(err, errcap, "out of memory");
         goto fail;
     }
-    int linger = 0;
-    if (hwm <= 0)
-        hwm = PUB_SNDHWM;
-    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(self->sock, endpoint) != 0) {
-        snprintf(err, errcap, "cannot bind PUB socket to %s: %s", endpoint, zmq_strerror(errno));
+    bus_config_t c = *cfg;
+    if (c.hwm <= 0)
+        c.hwm = PUB_SNDHWM;
+    c.on_message = NULL;
+    self->bus = bus_new(base, &c, BUS_PUB, err, errcap);
+    if (!self->bus)
         goto fail;
-    }
     return self;
 fail:
     pub_destroy(&self);
     return NULL;
+}
+
+int pub_ready(const pub_t *self)
+{
+    return self && bus_ready(self->bus);
 }
 
 static void s_clear_rooms(map_t *rooms)
@@ -74,11 +82,7 @@ void pub_destroy(pub_t **self_p)
     if (!self_p || !*self_p)
         return;
     pub_t *self = *self_p;
-    if (self->sock) {
-        int linger = 0;
-        zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(self->sock);
-    }
+    bus_destroy(&self->bus);
     if (self->rooms) {
         s_clear_rooms(self->rooms);
         map_destroy(&self->rooms);
@@ -144,8 +148,7 @@ int pub_send(pub_t *self, env_msg_t *m)
         goto fail;
     self->last_tlen = (size_t)tlen;
     self->last_ok = 1;
-    if (zmq_send(self->sock, self->topic, (size_t)tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->sock, self->sb.data, self->sb.size, ZMQ_DONTWAIT) < 0)
+    if (bus_publish(self->bus, self->topic, (size_t)tlen, self->sb.data, self->sb.size) < 0)
         goto fail;
     self->sent++;
     return 0;
@@ -204,8 +207,7 @@ int pub_heartbeat(pub_t *self, const char *epoch)
     msgpack_pack_str_body(&pk, "epoch", 5);
     msgpack_pack_str(&pk, el);
     msgpack_pack_str_body(&pk, epoch, el);
-    if (zmq_send(self->sock, PUB_HB_TOPIC, PUB_HB_TOPIC_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(self->sock, self->sb.data, self->sb.size, ZMQ_DONTWAIT) < 0) {
+    if (bus_publish(self->bus, PUB_HB_TOPIC, PUB_HB_TOPIC_LEN, self->sb.data, self->sb.size) < 0) {
         self->errors++;
         return -1;
     }

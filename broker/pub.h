@@ -1,7 +1,8 @@
-/*  pub - the fan-out side of the broker: a ZeroMQ PUB socket
+/*  pub - the fan-out side of the broker: publishes envelopes on the bus
  *
- *  Each message goes out as two frames [env_topic(nsp, room)][envelope]
- *  (proto/envelope.h). The publisher fills `prev` from its own memory of the
+ *  The transport is common/bus (--fanout zmq|redis|nats); with ZeroMQ (the
+ *  default) each message goes out as two frames [env_topic(nsp, room)]
+ *  [envelope] (proto/envelope.h) on a PUB socket with ZMQ_SNDHWM. The publisher fills `prev` from its own memory of the
  *  last seq it published per (nsp, room): a map from topic to a malloc'd
  *  uint64_t, capped at PUB_ROOMS_MAX rooms (when full it is cleared: prev
  *  becomes 0, "unknown", which gateways handle as a possible gap).
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "bus.h"
 
 #define PUB_ROOMS_MAX 1000000
 #define PUB_SNDHWM    1000000
@@ -28,6 +30,14 @@ typedef struct pub pub_t;
  * (<= 0: PUB_SNDHWM). Returns NULL with a reason in err (capacity errcap)
  * on failure. */
 pub_t *pub_new(void *zctx, const char *endpoint, int hwm, char *err, size_t errcap);
+/* Creates a publisher on the fan-out transport cfg describes (role
+ * BUS_PUB; cfg->hwm <= 0: PUB_SNDHWM). base may be NULL for ZeroMQ only;
+ * Redis and NATS connect in the background on base. Returns NULL with a
+ * reason in err on a bad setting. */
+pub_t *pub_new_bus(struct event_base *base, const bus_config_t *cfg, char *err, size_t errcap);
+/* 1 when the transport can carry messages (ZeroMQ: bound; Redis, NATS:
+ * connected to the server). */
+int pub_ready(const pub_t *self);
 /* Closes the socket (LINGER 0: unsent messages are dropped) and frees
  * everything; NULL-safe; sets *self_p to NULL. */
 void pub_destroy(pub_t **self_p);

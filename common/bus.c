@@ -137,7 +137,8 @@ int bus_redis_parse_url(const char *url, char *host, size_t hostcap, int *port,
 bus_t *bus_new(struct event_base *base, const bus_config_t *cfg, bus_role_t role,
                char *err, size_t errcap)
 {
-    if (!base || !cfg || (role == BUS_SUB && !cfg->on_message)) {
+    if (!cfg || (!base && !(cfg->kind == BUS_ZMQ && role == BUS_PUB)) ||
+        (role == BUS_SUB && !cfg->on_message)) {
         snprintf(err, errcap, "bus_new: missing loop, settings or message callback");
         return NULL;
     }

@@ -81,7 +81,8 @@ typedef struct {
     uint64_t errors;            /* other failures: connect, subscribe, server errors */
 } bus_stats_t;
 
-/* Creates a publisher (BUS_PUB) or subscriber (BUS_SUB) on loop base.
+/* Creates a publisher (BUS_PUB) or subscriber (BUS_SUB) on loop base
+ * (which may be NULL for a ZeroMQ publisher only: it never waits).
  * ZeroMQ binds/connects at once (an error here is a settings error); Redis
  * and NATS connect in the background, so a server that is down is not an
  * error (bus_ready() stays 0 until it is reached). Returns NULL with a
