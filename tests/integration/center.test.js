@@ -232,11 +232,14 @@ describe('notification center', () => {
       const ev = await t.waitFor(isRead((r) => Array.isArray(r.ids) && r.ids.includes(tIds[0])), WAIT, "the thief's own 'read'");
       assert.deepEqual(ev.args[0].ids, [tIds[0]], "the 'read' event lists only the ids actually marked");
     }
-    // mark_all_read marks only the sender's rows.
-    assert.deepEqual(await ack(t, 'mark_all_read'), { unread: 0 });
-
     assert.deepEqual(await readAtOf(vIds), vIds.map((id) => ({ id, read: false })), "SQL: the victim's rows keep read_at NULL");
     assert.equal((await ack(v, 'unread')).count, 3, "the victim's unread count is unchanged");
+
+    // mark_all_read marks only the sender's rows.
+    assert.deepEqual(await ack(t, 'mark_all_read'), { unread: 0 });
+    assert.deepEqual(await readAtOf(tIds), tIds.map((id) => ({ id, read: true })), "SQL: the thief's own rows are read");
+    assert.deepEqual(await readAtOf(vIds), vIds.map((id) => ({ id, read: false })), "SQL: mark_all_read left the victim's rows alone");
+    assert.equal((await ack(v, 'unread')).count, 3, "the victim's unread count is unchanged after mark_all_read");
     await sleep(QUIET);
     assert.deepEqual(v.named('read'), [], `the victim received read events: ${JSON.stringify(v.named('read'))}`);
 

@@ -160,7 +160,7 @@ function connectPy(baseUrl, opts = {}) {
       buf = buf.slice(i + 1);
       let msg;
       try { msg = JSON.parse(line); } catch (_) { stderr += `unparsable stdout: ${line}\n`; continue; }
-      if (msg.type === 'event') rec.push({ event: msg.event, args: msg.args, ns: msg.ns });
+      if (msg.type === 'event') rec.push({ event: msg.event, args: msg.args, ns: msg.ns, ...(msg.handler ? { handler: msg.handler } : {}) });
       else status.push(msg);
     }
   });
