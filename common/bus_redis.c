@@ -30,8 +30,12 @@
  *  "smessage" pushes hit its subscribe bookkeeping unannounced and abort the
  *  process on an assertion), and sharding would also need slot routing
  *  (CRC16 of the channel, CLUSTER SHARDS, MOVED handling, one subscriber
- *  connection per shard) that no hiredis version does for pub/sub. See
- *  docs/operations.md.
+ *  connection per shard) that no hiredis version does for pub/sub. What
+ *  it would take: a client that understands the sharded pushes (hiredis
+ *  with sharded-subscribe support, or parsing replies with hiredis's
+ *  redisReader under our own bookkeeping), CLUSTER SHARDS at start and on
+ *  MOVED/-CROSSSLOT, SSUBSCRIBE per shard connection grouped by slot, and
+ *  SPUBLISH routed to the slot's primary.
  */
 #include "bus_internal.h"
 #include "log.h"
