@@ -17,6 +17,7 @@
 
 #define CENTER_MAX_IDS 1000
 #define CENTER_UNREAD_LIMIT 20
+#define CENTER_UNREAD_TRIES 6
 
 typedef struct {
     sock_t *k;                  //  The socket (owner of the request)
@@ -87,11 +88,38 @@ static int s_reply_ok(ctx_t *c, const msgpack_object *reply, const char *error)
 
 /* ---- unread ---------------------------------------------------------------- */
 
+static void s_unread(sock_t *k, int64_t ack, int on_connect);
+
+/* The snapshot on connect failed (no broker leads yet, a timeout): try again
+ * a few times, half a second apart, before giving up (the client can still
+ * ask with the `unread` event). */
+static void s_unread_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sock_t *k = arg;
+    if (!k->sess->closed)
+        s_unread(k, -1, 1);
+}
+
+static void s_unread_retry(sock_t *k, const char *error)
+{
+    if (++k->unread_tries > CENTER_UNREAD_TRIES) {
+        log_info("event=unread_failed user=%s reason=\"%s\"", k->user, error);
+        return;
+    }
+    if (!k->unread_retry)
+        k->unread_retry = event_new(k->sess->gw->base, -1, 0, s_unread_retry_cb, k);
+    struct timeval tv = { 0, 500000 };
+    if (k->unread_retry)
+        event_add(k->unread_retry, &tv);
+}
+
 static void s_unread_reply(void *arg, const msgpack_object *reply, const char *error)
 {
     ctx_t *c = arg;
     if (error && error != up_cancelled && c->connect) {
-        log_info("event=unread_failed user=%s reason=\"%s\"", c->k->user, error);
+        s_unread_retry(c->k, error);
         s_ctx_free(c);
         return;
     }
@@ -213,7 +241,7 @@ static void s_publish_reply(void *arg, const msgpack_object *reply, const char *
     if (!s_reply_ok(c, reply, error))
         return;
     uint64_t id = 0;
-    up_get_u64(reply, "id", &id);
+    up_get_u64(reply, "row_id", &id);   /* "id" is the request's */
     char buf[48];
     int n = snprintf(buf, sizeof buf, "{\"id\":%llu}", (unsigned long long)id);
     sock_ack_raw(c->k, c->ack, buf, (size_t)n);
@@ -313,7 +341,7 @@ void center_event(sock_t *k, const char *name, const char *args, size_t args_len
         else if (name[0] == 'p')
             s_publish(k, j, ack_id);
         else
-            s_mark_read(k, j, ack_id, name[4] == 'a');
+            s_mark_read(k, j, ack_id, strcmp(name, "mark_all_read") == 0);
         json_decref(j);
     } else {
         s_app_event(k, name, arr, args_len + 1, ack_id);

@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct conn {
     gw_t *gw;                   //  Gateway context
@@ -49,6 +50,7 @@ struct conn {
     int backlog;                //  Output waits for the socket: libevent's write event is armed
     conn_t *dirty_prev, *dirty_next;    //  Dirty list: output to write at the end of the turn
     int dirty;                  //  On the dirty list
+    int64_t deadline_ms;        //  Monotonic: the request head (or the linger) must end by then
     session_t *sess;            //  Session carried (WS) or parked for (poll)
     ws_parser_t *ws;            //  Frame parser, in WebSocket mode
     conn_t *reap_next;          //  Reap list link
@@ -58,11 +60,22 @@ struct conn {
 };
 
 static void s_read_cb(struct bufferevent *bev, void *arg);
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 static void s_write_cb(struct bufferevent *bev, void *arg);
 static void s_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* The HTTP phase has two clocks: libevent's read timeout catches a peer that
+ * goes quiet, and deadline_ms (checked on every read) one that trickles a
+ * byte at a time, which restarts the read timeout each time (slowloris). */
 static void s_set_http_timeout(conn_t *c, int on)
 {
+    c->deadline_ms = on ? s_now_ms() + c->gw->cfg.handshake_timeout_ms : 0;
     if (on) {
         struct timeval tv = { c->gw->cfg.handshake_timeout_ms / 1000,
                               (c->gw->cfg.handshake_timeout_ms % 1000) * 1000 };
@@ -193,6 +206,7 @@ static void s_mark_dirty(conn_t *c)
 }
 
 static void s_linger(conn_t *c);
+static int s_over_limit(conn_t *c);
 
 /* Arms libevent's write event until the output drains (s_write_cb). */
 static void s_enter_backlog(conn_t *c)
@@ -223,10 +237,13 @@ void conn_flush(gw_t *gw)
             conn_abort(c);
             continue;
         }
-        if (evbuffer_get_length(out) > 0)
+        if (evbuffer_get_length(out) > 0) {
+            if (c->state != CONN_CLOSING && s_over_limit(c) < 0)
+                continue;
             s_enter_backlog(c);
-        else if (c->state == CONN_CLOSING)
+        } else if (c->state == CONN_CLOSING) {
             s_linger(c);
+        }
     }
 }
 
@@ -259,9 +276,11 @@ void conn_abort(conn_t *c)
 
 static void s_linger_read(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
+    conn_t *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_drain(in, evbuffer_get_length(in));
+    if (s_now_ms() >= c->deadline_ms)
+        s_reap_now(c);          /* a peer trickling bytes does not keep it */
 }
 
 static void s_linger_event(struct bufferevent *bev, short what, void *arg)
@@ -280,6 +299,7 @@ static void s_linger(conn_t *c)
     }
     struct timeval tv = { CONN_LINGER_MS / 1000, (CONN_LINGER_MS % 1000) * 1000 };
     bufferevent_set_timeouts(c->bev, &tv, NULL);
+    c->deadline_ms = s_now_ms() + CONN_LINGER_MS;
     bufferevent_setcb(c->bev, s_linger_read, NULL, s_linger_event, c);
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
@@ -346,8 +366,19 @@ static void s_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- output -------------------------------------------------------------- */
 
-/* Drops the connection when its queued output passes the limit. */
+/* Drops the connection when its queued output passes the limit. Only a
+ * backlogged connection (its socket buffer was full at the last write) is
+ * judged while output is queued; the others are judged by conn_flush after
+ * the turn's write, so a burst to a client that reads is not mistaken for a
+ * slow consumer. */
 static int s_check_output(conn_t *c)
+{
+    if (!c->backlog)
+        return 0;
+    return s_over_limit(c);
+}
+
+static int s_over_limit(conn_t *c)
 {
     size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
     if (queued > (size_t)c->gw->cfg.max_output) {
@@ -548,6 +579,8 @@ static void s_ws_read(conn_t *c)
         if (r < 0) {
             int code = ws_err_close_code((int)r);
             c->gw->stats.protocol_errors++;
+            if (code == WS_CLOSE_TOO_BIG)
+                c->gw->stats.limit_payload++;
             log_info("event=ws_protocol_error peer=%s close_code=%d", c->peer, code);
             evbuffer_drain(in, evbuffer_get_length(in));
             conn_ws_close(c, code, code == WS_CLOSE_TOO_BIG ? "message too big"
@@ -675,6 +708,19 @@ static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, s
     conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
 }
 
+/* A request that is still incomplete at its deadline: 408 and close. */
+static void s_check_deadline(conn_t *c)
+{
+    if (!c->deadline_ms || s_now_ms() < c->deadline_ms)
+        return;
+    c->gw->stats.limit_handshake_timeout++;
+    log_info("event=request_timeout peer=%s limit_ms=%ld", c->peer, c->gw->cfg.handshake_timeout_ms);
+    c->keep_alive = 0;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    conn_http_reply(c, 408, "text/plain", NULL, "request timeout\n", 16);
+}
+
 static void s_http_read(conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -687,8 +733,10 @@ static void s_http_read(conn_t *c)
         const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
         http_request_t req;
         int hl = http_parse_request(buf, look, max_head, &req);
-        if (hl == HTTP_INCOMPLETE && look <= max_head)
+        if (hl == HTTP_INCOMPLETE && look <= max_head) {
+            s_check_deadline(c);
             return;
+        }
         if (hl < 0) {
             c->gw->stats.protocol_errors++;
             int too_large = hl == HTTP_TOO_LARGE || hl == HTTP_INCOMPLETE;
@@ -696,6 +744,8 @@ static void s_http_read(conn_t *c)
                      too_large ? "head_too_large" : "malformed");
             c->keep_alive = 0;
             evbuffer_drain(in, avail);
+            if (too_large)
+                c->gw->stats.limit_head++;
             if (too_large)
                 conn_http_reply(c, 431, "text/plain", NULL, "request head too large\n", 23);
             else
@@ -712,14 +762,17 @@ static void s_http_read(conn_t *c)
         }
         if (blen > (size_t)c->gw->cfg.max_payload) {
             c->gw->stats.protocol_errors++;
+            c->gw->stats.limit_payload++;
             c->keep_alive = 0;
             evbuffer_drain(in, avail);
             /* the Engine.IO session the request was for is closed as well */
             session_http_too_large(c->gw, c, &req);
             return;
         }
-        if (avail < (size_t)hl + blen)
+        if (avail < (size_t)hl + blen) {
+            s_check_deadline(c);
             return;
+        }
         buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(hl + blen));
         hl = http_parse_request(buf, (size_t)hl, max_head, &req);   /* pointers moved */
         const http_header_t *conn_h = http_find_header(&req, "Connection");
@@ -728,6 +781,8 @@ static void s_http_read(conn_t *c)
             : (conn_h && http_header_has_token(conn_h, "keep-alive"));
         s_dispatch(c, &req, buf + hl, blen);
         evbuffer_drain(in, (size_t)hl + blen);
+        if (c->state == CONN_HTTP)
+            c->deadline_ms = s_now_ms() + c->gw->cfg.handshake_timeout_ms;
     }
     if (c->state == CONN_WS)
         s_ws_read(c);

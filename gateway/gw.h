@@ -72,6 +72,9 @@ typedef struct {
     uint64_t limit_inflight;        /* client events refused: too many broker requests */
     uint64_t limit_rooms;           /* joins refused: too many rooms */
     uint64_t token_expired;         /* sockets disconnected when their token expired */
+    uint64_t limit_handshake_timeout;   /* requests not complete in time (408) */
+    uint64_t limit_head;            /* request heads over --max-head (431) */
+    uint64_t limit_payload;         /* bodies and messages over --max-payload (413, 1009) */
 } gw_stats_t;
 
 struct gw {

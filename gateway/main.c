@@ -182,7 +182,7 @@ int main(int argc, char **argv)
         { "max-conn-per-ip", "BELFRY_MAX_CONN_PER_IP", CFG_INT, &c->max_conn_per_ip, "0",
           "connections accepted from one address (0: no limit)", 0, 10000000 },
         { "max-rooms", "BELFRY_MAX_ROOMS", CFG_INT, &c->max_rooms, "1024",
-          "rooms one socket may be in", 2, 1000000 },
+          "rooms one socket may be in, counting its own user_<id> and all", 2, 1000000 },
         { "events-per-sec", "BELFRY_EVENTS_PER_SEC", CFG_INT, &c->events_per_sec, "100",
           "client events per second per socket (bursts of twice that); beyond: error ack", 1, 1000000 },
         { "max-inflight", "BELFRY_MAX_INFLIGHT", CFG_INT, &c->max_inflight, "32",

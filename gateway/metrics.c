@@ -52,7 +52,8 @@ void metrics_serve(gw_t *gw, conn_t *c)
     const struct { const char *limit; uint64_t v; } lim[] = {
         { "max_connections", st->limit_conn_total }, { "max_conn_per_ip", st->limit_conn_ip },
         { "events_per_sec", st->limit_rate }, { "max_inflight", st->limit_inflight },
-        { "max_rooms", st->limit_rooms },
+        { "max_rooms", st->limit_rooms }, { "handshake_timeout", st->limit_handshake_timeout },
+        { "max_head", st->limit_head }, { "max_payload", st->limit_payload },
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
         evbuffer_add_printf(b, "belfry_gateway_limit_refusals_total{limit=\"%s\"} %llu\n", lim[i].limit,
