@@ -596,3 +596,8 @@ const fanout_stats_t *fanout_stats(const fanout_t *self)
 {
     return &self->stats;
 }
+
+void fanout_bus_stats(const fanout_t *self, bus_stats_t *out)
+{
+    bus_stats(self->bus, out);
+}

@@ -24,6 +24,7 @@
 #include "rooms.h"
 #include "envelope.h"
 #include "pkt.h"
+#include "bus.h"
 
 /* Connects to the comma-separated endpoints using gw->zctx. NULL with a
  * logged reason on failure (bad endpoint, ZeroMQ error). */
@@ -57,5 +58,7 @@ typedef struct {
 /* Upper bounds of the latency buckets, seconds. */
 extern const double fanout_lat_bounds[FANOUT_LAT_BUCKETS];
 const fanout_stats_t *fanout_stats(const fanout_t *self);
+/* The transport's own counters (common/bus.h). */
+void fanout_bus_stats(const fanout_t *self, bus_stats_t *out);
 
 #endif

@@ -74,6 +74,18 @@ void metrics_serve(gw_t *gw, conn_t *c)
     s_metric(b, "belfry_gateway_broker_ready", "gauge",
              "1 when a leading broker answers and the fan-out is connected.",
              (uint64_t)(fanout_ready(gw->fanout) && up_ready(gw->upstream)));
+    bus_stats_t bs;
+    fanout_bus_stats(gw->fanout, &bs);
+    s_metric(b, "belfry_gateway_fanout_received_total", "counter",
+             "Messages received from the fan-out transport.", bs.received);
+    s_metric(b, "belfry_gateway_fanout_malformed_total", "counter",
+             "Fan-out messages dropped as not ours (frames, channel, subject).", bs.malformed);
+    s_metric(b, "belfry_gateway_fanout_dropped_total", "counter",
+             "Fan-out messages dropped by a full transport queue.", bs.dropped);
+    s_metric(b, "belfry_gateway_fanout_reconnects_total", "counter",
+             "Fan-out transport connections (re)established.", bs.connects);
+    s_metric(b, "belfry_gateway_fanout_errors_total", "counter",
+             "Fan-out transport failures (connect, subscribe, server errors).", bs.errors);
     evbuffer_add_printf(b, "# HELP belfry_gateway_delivery_latency_seconds Row created_at to "
                            "queued for clients, live messages.\n"
                            "# TYPE belfry_gateway_delivery_latency_seconds histogram\n");
