@@ -37,9 +37,6 @@ const OUT = path.join(ROOT, 'tests', 'out', 'deploy');
 const PG_BIN = process.env.BELFRY_PG_BIN || '/usr/lib/postgresql/15/bin';
 const IS_ROOT = process.getuid && process.getuid() === 0;
 const WAIT = 15000 * SLOW;
-// Pending settings of the pluggable fan-out (issue 6), used by the compose
-// file before the binaries know them; once they do, --help lists them too.
-const PENDING_ENV = new Set(['BELFRY_FANOUT', 'BELFRY_REDIS_URL', 'BELFRY_NATS_URL']);
 
 fs.mkdirSync(OUT, { recursive: true });
 
@@ -150,7 +147,7 @@ describe('docker-compose.yml (docker-compose config)', () => {
       if (!svc.command || !known[svc.command[0]]) continue;
       for (const k of Object.keys(svc.environment || {})) {
         if (!k.startsWith('BELFRY_')) continue;
-        assert.ok(known[svc.command[0]].has(k) || PENDING_ENV.has(k), `${name}: ${k} is not a setting of ${svc.command[0]}`);
+        assert.ok(known[svc.command[0]].has(k), `${name}: ${k} is not a setting of ${svc.command[0]}`);
         checked++;
       }
     }
