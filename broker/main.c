@@ -43,6 +43,18 @@
  * gateways to replay it. */
 #define PUB_GRACE_MS 500
 #define HEARTBEAT_MS 1000
+/* At a start of leadership, rows are held until the ring preload has seeded
+ * the per-room map (so the first message of each room carries the right
+ * prev and gateways see rows the previous leader recorded but never sent),
+ * at most this long and this many. */
+#define HOLD_MAX_MS   5000
+#define HOLD_MAX_ROWS 100000
+
+typedef struct held {
+    struct held *next;
+    env_msg_t m;                /* strings point into data */
+    char data[];
+} held_t;
 
 typedef struct {
     struct event_base *base;
@@ -52,6 +64,10 @@ typedef struct {
     ops_t *ops;             /* RPC data ops, the ring */
     struct event *heartbeat; /* every HEARTBEAT_MS while leading */
     uint64_t position;      /* the cursor position at the start of leadership */
+    int holding;            /* rows wait for the preload */
+    held_t *hhead, *htail;  /* the rows held, in seq order */
+    size_t nheld;
+    struct event *hold_deadline;
     int stopping;
     struct event *deadline;
     int leading;            /* leads and reads (for ping) */
@@ -59,11 +75,74 @@ typedef struct {
     char epoch[48];         /* changes with each start of leadership */
 } broker_t;
 
+static void s_publish(broker_t *b, env_msg_t *m)
+{
+    pub_send(b->pub, m);
+    ops_on_published(b->ops, m);
+}
+
+/* Publishes every held row, in order, and stops holding. */
+static void s_release(void *ctx)
+{
+    broker_t *b = ctx;
+    if (b->holding)
+        log_info("event=hold_released rows=%zu", b->nheld);
+    b->holding = 0;
+    event_del(b->hold_deadline);
+    while (b->hhead) {
+        held_t *h = b->hhead;
+        b->hhead = h->next;
+        s_publish(b, &h->m);
+        free(h);
+    }
+    b->htail = NULL;
+    b->nheld = 0;
+}
+
+static void s_on_hold_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    log_warn("event=hold_deadline detail=\"ring preload too slow; publishing\"");
+    s_release(arg);
+}
+
+/* Copies m into the hold queue; 0 or -1. */
+static int s_hold(broker_t *b, const env_msg_t *m)
+{
+    held_t *h = malloc(sizeof *h + m->nsp_len + m->room_len + m->event_len + m->data_len + 4);
+    if (!h)
+        return -1;
+    h->next = NULL;
+    h->m = *m;
+    char *p = h->data;
+    memcpy(p, m->nsp, m->nsp_len);
+    h->m.nsp = p;
+    p += m->nsp_len;
+    memcpy(p, m->room, m->room_len);
+    h->m.room = p;
+    p += m->room_len;
+    memcpy(p, m->event, m->event_len);
+    h->m.event = p;
+    p += m->event_len;
+    memcpy(p, m->data, m->data_len);
+    h->m.data = p;
+    if (b->htail)
+        b->htail->next = h;
+    else
+        b->hhead = h;
+    b->htail = h;
+    b->nheld++;
+    return 0;
+}
+
 static void s_on_row(void *ctx, env_msg_t *m)
 {
     broker_t *b = ctx;
-    pub_send(b->pub, m);
-    ops_on_published(b->ops, m);
+    if (b->holding && (b->nheld >= HOLD_MAX_ROWS || s_hold(b, m) < 0))
+        s_release(b);
+    if (!b->holding)
+        s_publish(b, m);
 }
 
 static void s_on_position(void *ctx, uint64_t last_seq)
@@ -86,11 +165,16 @@ static void s_on_leader(void *ctx, int leading)
                  (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000,
                  b->terms);
         log_info("event=epoch epoch=%s", b->epoch);
-        ops_leader_start(b->ops, b->position);
+        if (ops_leader_start(b->ops, b->position)) {
+            b->holding = 1;
+            struct timeval hd = { HOLD_MAX_MS / 1000, (HOLD_MAX_MS % 1000) * 1000 };
+            event_add(b->hold_deadline, &hd);
+        }
         pub_heartbeat(b->pub, b->epoch);
         struct timeval tv = { HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000 };
         event_add(b->heartbeat, &tv);
     } else {
+        s_release(b);           /* committed rows: publish them anyway */
         ops_leader_stop(b->ops);
         event_del(b->heartbeat);
     }
@@ -320,10 +404,12 @@ int main(int argc, char **argv)
         goto done;
     }
     b.rdb = rdb_new(b.base, db_url, (int)rpc_conns);
-    ops_config_t ocfg = { (size_t)ring_size, (size_t)ring_mb * 1024 * 1024, retention_s, event_fn };
+    ops_config_t ocfg = { (size_t)ring_size, (size_t)ring_mb * 1024 * 1024, retention_s, event_fn,
+                          s_release, &b };
     b.ops = b.rdb ? ops_new(b.base, b.pub, b.rdb, &ocfg) : NULL;
     b.heartbeat = event_new(b.base, -1, EV_PERSIST, s_on_heartbeat, &b);
-    if (!b.rdb || !b.ops || !b.heartbeat) {
+    b.hold_deadline = evtimer_new(b.base, s_on_hold_deadline, &b);
+    if (!b.rdb || !b.ops || !b.heartbeat || !b.hold_deadline) {
         log_error("event=fatal reason=\"out of memory\"");
         goto done;
     }
@@ -365,6 +451,13 @@ done:
     ops_destroy(&b.ops);
     if (b.heartbeat)
         event_free(b.heartbeat);
+    while (b.hhead) {
+        held_t *h = b.hhead;
+        b.hhead = h->next;
+        free(h);
+    }
+    if (b.hold_deadline)
+        event_free(b.hold_deadline);
     if (sigint)
         event_free(sigint);
     if (sigterm)

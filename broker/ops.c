@@ -324,6 +324,8 @@ static void s_preload_done(void *arg, const PGresult *res, const char *err)
         return;
     if (err) {
         log_warn("event=ring_preload_failed reason=\"%s\"", err);
+        if (self->cfg.on_ready)
+            self->cfg.on_ready(self->cfg.ctx);
         return;
     }
     int n = PQntuples(res), added = 0, stop = 0;
@@ -348,6 +350,8 @@ static void s_preload_done(void *arg, const PGresult *res, const char *err)
     }
     log_info("event=ring_preloaded rows=%d added=%d ring_first=%llu ring_last=%llu", n, added,
              (unsigned long long)ring_first(self->ring), (unsigned long long)ring_last(self->ring));
+    if (self->cfg.on_ready)
+        self->cfg.on_ready(self->cfg.ctx);
 }
 
 static void s_oldest_done(void *arg, const PGresult *res, const char *err)
@@ -408,8 +412,9 @@ static void s_on_retention(evutil_socket_t fd, short what, void *arg)
         self->pruning = 1;
 }
 
-void ops_leader_start(ops_t *self, uint64_t last_seq)
+int ops_leader_start(ops_t *self, uint64_t last_seq)
 {
+    int pending = 0;
     self->term++;
     self->leading = 1;
     self->oldest = 0;
@@ -426,6 +431,8 @@ void ops_leader_start(ops_t *self, uint64_t last_seq)
         const char *p[2] = { a, b };
         if (last_seq == 0 || rdb_query(self->rdb, SQL_PRELOAD, 2, p, s_preload_done, tq) < 0)
             free(tq);
+        else
+            pending = 1;
     }
     s_read_oldest(self);
     long every = self->cfg.retention_s / 4;
@@ -437,6 +444,7 @@ void ops_leader_start(ops_t *self, uint64_t last_seq)
     event_del(self->retention);
     event_add(self->retention, &tv);
     s_on_retention(-1, 0, self);
+    return pending;
 }
 
 void ops_leader_stop(ops_t *self)

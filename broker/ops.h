@@ -36,6 +36,8 @@ typedef struct {
     size_t ring_bytes;          /* ring cap, bytes */
     long retention_s;           /* batches and sessions older than this are pruned */
     const char *event_fn;       /* SQL function for `event` (ops_valid_function_name) */
+    void (*on_ready)(void *ctx); /* the preload of a leadership start is done (or failed) */
+    void *ctx;
 } ops_config_t;
 
 /* Creates the request handler. pub and rdb must outlive it. NULL on
@@ -50,9 +52,13 @@ void ops_handle(void *ctx, rpc_req_t *req);
 /* Call right after each pub_send of a row: records the envelope as
  * published in the ring. */
 void ops_on_published(ops_t *self, const env_msg_t *m);
-/* Leadership: start (the database cursor is at last_seq; preloads the ring,
- * reads `oldest`, starts retention) and end (forgets the ring). */
-void ops_leader_start(ops_t *self, uint64_t last_seq);
+/* Leadership: start (the database cursor is at last_seq; preloads the ring
+ * and the publisher's room map, reads `oldest`, starts retention) and end
+ * (forgets the ring). ops_leader_start returns 1 if a preload is under way:
+ * cfg.on_ready is called from the loop when it is done or failed (until
+ * then, rows published get prev 0 for rooms the preload would have known,
+ * so the caller should hold them); 0 if there is nothing to preload. */
+int ops_leader_start(ops_t *self, uint64_t last_seq);
 void ops_leader_stop(ops_t *self);
 /* The lowest `after` a replay or recovery accepts (0 before it is known). */
 uint64_t ops_oldest(const ops_t *self);
