@@ -207,6 +207,28 @@ describe('Dockerfile', () => {
     }
   });
 
+  test('the build stage builds both binaries from exactly the sources it copies', { timeout: 300000 }, () => {
+    const build = stages.find((st) => /^\S+ AS build\b/.test(st));
+    assert.ok(build, 'a stage named build');
+    const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'belfry-deploy-ctx-'));
+    try {
+      for (const m of build.matchAll(/^COPY (?!--from)(.+)$/gm)) {
+        const parts = m[1].trim().split(/\s+/);
+        const dest = parts[parts.length - 1];
+        for (const src of parts.slice(0, -1)) {
+          const to = dest.endsWith('/') && dest !== './' ? path.join(ctx, dest) : path.join(ctx, dest === './' ? path.basename(src) : dest);
+          fs.cpSync(path.join(ROOT, src), to, { recursive: true, filter: (f) => !/\.(o|d)$/.test(f) });
+        }
+      }
+      const jobs = String(Math.max(1, Math.min(4, os.cpus().length)));
+      const r = run('make', ['-C', ctx, `-j${jobs}`, `BUILD=${path.join(ctx, 'out')}`, 'all'], { timeout: 280000 });
+      assert.equal(r.status, 0, `make in the build stage's context failed:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+      for (const b of ['belfry-broker', 'belfry-gateway']) assert.ok(fs.existsSync(path.join(ctx, 'out', b)), b);
+    } finally {
+      fs.rmSync(ctx, { recursive: true, force: true });
+    }
+  });
+
   test('non-root user, health check, the files it copies exist and are in the build context', () => {
     const user = runtime.match(/^USER (\S+)/m);
     assert.ok(user, 'USER');
