@@ -81,6 +81,18 @@ static void s_drain_check(evutil_socket_t fd, short what, void *arg)
 
 static struct event *s_drain_tick;
 
+/* SIGHUP: reopen the log file (after a rotation). */
+static void s_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (log_reopen() < 0)
+        log_error("event=log_reopen_failed reason=\"%s\"", strerror(errno));
+    else
+        log_info("event=log_reopened");
+}
+
 static void s_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     gw_t *gw = arg;
@@ -121,6 +133,7 @@ int main(int argc, char **argv)
 {
     static gw_t gw;
     char *log_level = NULL;
+    char *log_file = NULL;
     int log_json = 0;
     gw_config_t *c = &gw.cfg;
     const cfg_opt_t opts[] = {
@@ -192,6 +205,8 @@ int main(int argc, char **argv)
         { "log-level", "BELFRY_LOG_LEVEL", CFG_STR, &log_level, "info",
           "debug, info, warn or error", 0, 0 },
         { "log-json", "BELFRY_LOG_JSON", CFG_BOOL, &log_json, "0", "log one JSON object per line", 0, 0 },
+        { "log-file", "BELFRY_LOG_FILE", CFG_STR, &log_file, NULL,
+          "append the log to this file (reopened on SIGHUP, for log rotation); unset: stderr", 0, 0 },
     };
     int rc = cfg_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "belfry-gateway",
                        "Belfry gateway: Socket.IO (Engine.IO v4, Socket.IO v5) for the clients.");
@@ -206,6 +221,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(lvl);
+    if (log_file && log_set_file(log_file) < 0) {
+        fprintf(stderr, "belfry-gateway: --log-file: cannot open %s: %s\n", log_file, strerror(errno));
+        return 2;
+    }
     if (c->conformance) {
         c->ping_interval_ms = 300;
         c->ping_timeout_ms = 200;
@@ -306,8 +325,10 @@ int main(int argc, char **argv)
     evconnlistener_set_error_cb(gw.listener, s_accept_error_cb);
     struct event *sigterm = evsignal_new(gw.base, SIGTERM, s_signal_cb, &gw);
     struct event *sigint = evsignal_new(gw.base, SIGINT, s_signal_cb, &gw);
+    struct event *sighup = evsignal_new(gw.base, SIGHUP, s_hup_cb, &gw);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
+    event_add(sighup, NULL);
     log_info("event=ready listen=%s fanout=%s broker_pub=%s", c->listen, c->fanout,
              fanout_kind == BUS_ZMQ ? c->broker_pub
              : fanout_kind == BUS_REDIS ? c->redis_url : c->nats_url);
@@ -321,6 +342,7 @@ int main(int argc, char **argv)
     evconnlistener_free(gw.listener);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
     if (s_drain_tick)
         event_free(s_drain_tick);
     rooms_destroy(&gw.rooms);
