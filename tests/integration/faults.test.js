@@ -373,6 +373,9 @@ async function scenario(t, name, clusterOpts, { faults = () => [], streamOpts = 
   const ctx = { c };
   let clients = [];
   try {
+    // Clients arrive once the gateways are ready, as behind a load balancer
+    // with a readiness probe (before that, a gateway knows no leader yet).
+    for (let g = 0; g < c.gateways.length; g++) await c.waitGatewayReady(g);
     const u = urls ? await urls(ctx) : c.gateways.map((g) => g.url);
     clients = openClients(c, u);
     ctx.clients = clients;

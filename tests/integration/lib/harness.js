@@ -26,7 +26,8 @@ const pg = require('pg');
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BUILD = path.resolve(ROOT, process.env.BELFRY_BUILD || 'build');
 const PG_BIN = process.env.BELFRY_PG_BIN || '/usr/lib/postgresql/15/bin';
-const OUT_ROOT = path.join(ROOT, 'tests', 'out');
+// BELFRY_TEST_OUT: another folder for the logs (two runs of one file at once).
+const OUT_ROOT = process.env.BELFRY_TEST_OUT ? path.resolve(process.env.BELFRY_TEST_OUT) : path.join(ROOT, 'tests', 'out');
 const LOG_LEVEL = process.env.BELFRY_TEST_LOG_LEVEL || 'debug';
 // Sanitizer builds are several times slower; scale every readiness wait.
 const SLOW = /san/.test(path.basename(BUILD)) ? 3 : 1;
@@ -567,6 +568,19 @@ class Cluster {
     const r = await proc.stop(signal);
     if (signal === 'SIGTERM') this._judgeExit(proc, r);
     return r;
+  }
+
+  // Resolves once gateway i answers GET /readyz with 200 (a leading broker
+  // answered its ping and the fan-out is connected), as a load balancer's
+  // readiness probe would wait; rejects after timeoutMs.
+  async waitGatewayReady(i, timeoutMs = READY_TIMEOUT) {
+    const deadline = Date.now() + timeoutMs;
+    let last = null;
+    while (Date.now() < deadline) {
+      try { await httpGetText(this.gateways[i].port, '/readyz'); return; } catch (e) { last = e.message; }
+      await sleep(50);
+    }
+    throw new Error(`gateway${i} not ready (/readyz) within ${timeoutMs} ms: ${last}\n${this.gateways[i].proc.tail()}`);
   }
 
   // GET /metrics of gateway i, parsed: { 'name' or 'name{labels}': number }.
