@@ -17,7 +17,7 @@
 
 #define CENTER_MAX_IDS 1000
 #define CENTER_UNREAD_LIMIT 20
-#define CENTER_UNREAD_TRIES 6
+#define CENTER_RETRIES 10
 
 typedef struct {
     sock_t *k;                  //  The socket (owner of the request)
@@ -90,36 +90,47 @@ static int s_reply_ok(ctx_t *c, const msgpack_object *reply, const char *error)
 
 static void s_unread(sock_t *k, int64_t ack, int on_connect);
 
-/* The snapshot on connect failed (no broker leads yet, a timeout): try again
- * a few times, half a second apart, before giving up (the client can still
- * ask with the `unread` event). */
-static void s_unread_retry_cb(evutil_socket_t fd, short what, void *arg)
+/* A request on the socket's behalf failed for a passing reason (no broker
+ * leads yet, a timeout): the unread snapshot on connect and the recovery
+ * record (session_put) are tried again, half a second apart, up to
+ * CENTER_RETRIES times; a lost session_put would make the socket
+ * unrecoverable after a disconnect. */
+static void s_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     sock_t *k = arg;
-    if (!k->sess->closed)
+    if (k->sess->closed)
+        return;
+    if (k->retry_unread) {
+        k->retry_unread = 0;
         s_unread(k, -1, 1);
+    }
+    if (k->retry_put) {
+        k->retry_put = 0;
+        center_session_put(k);
+    }
 }
 
-static void s_unread_retry(sock_t *k, const char *error)
+static void s_retry(sock_t *k, int *flag, const char *what, const char *error)
 {
-    if (++k->unread_tries > CENTER_UNREAD_TRIES) {
-        log_info("event=unread_failed user=%s reason=\"%s\"", k->user, error);
+    if (++k->retry_tries > CENTER_RETRIES) {
+        log_info("event=%s_failed user=%s reason=\"%s\"", what, k->user, error);
         return;
     }
-    if (!k->unread_retry)
-        k->unread_retry = event_new(k->sess->gw->base, -1, 0, s_unread_retry_cb, k);
+    *flag = 1;
+    if (!k->retry)
+        k->retry = event_new(k->sess->gw->base, -1, 0, s_retry_cb, k);
     struct timeval tv = { 0, 500000 };
-    if (k->unread_retry)
-        event_add(k->unread_retry, &tv);
+    if (k->retry && !event_pending(k->retry, EV_TIMEOUT, NULL))
+        event_add(k->retry, &tv);
 }
 
 static void s_unread_reply(void *arg, const msgpack_object *reply, const char *error)
 {
     ctx_t *c = arg;
     if (error && error != up_cancelled && c->connect) {
-        s_unread_retry(c->k, error);
+        s_retry(c->k, &c->k->retry_unread, "unread", error);
         s_ctx_free(c);
         return;
     }
@@ -349,6 +360,14 @@ void center_event(sock_t *k, const char *name, const char *args, size_t args_len
     free(arr);
 }
 
+static void s_put_reply(void *arg, const msgpack_object *reply, const char *error)
+{
+    sock_t *k = arg;
+    (void)reply;
+    if (error && error != up_cancelled)
+        s_retry(k, &k->retry_put, "session_put", error);
+}
+
 void center_session_put(sock_t *k)
 {
     if (!k->pid[0] || !k->sess->gw->upstream)
@@ -363,6 +382,5 @@ void center_session_put(sock_t *k)
         const char *key = room_key(k->rooms[i].room, &kl);
         up_pack_str(pk, key + k->nsp_len + 1, kl - k->nsp_len - 2);
     }
-    /* fire and forget: the reply (or timeout) needs no action */
-    up_send(k->sess->gw->upstream, NULL, NULL, k, k->sess->gw->cfg.rpc_timeout_ms);
+    up_send(k->sess->gw->upstream, s_put_reply, k, k, k->sess->gw->cfg.rpc_timeout_ms);
 }

@@ -60,6 +60,11 @@ typedef struct {
     fo_req_t *replay_req;       //  The replay in flight
     fo_req_t *pos_req;          //  A positions request that includes this room
     size_t pos_idx;             //  Its index in that request
+    int unknown_ok;             //  A replay just verified the room: the next
+                                //  message with an unknown prev is accepted
+    struct event *retry;        //  Replay retry timer (transient failures)
+    int retries;                //  Consecutive transient failures
+    fanout_t *f;                //  Owner (for the retry timer)
 } fo_room_t;
 
 struct fo_req {
@@ -218,6 +223,15 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
         f->stats.duplicates++;
         return P_DONE;
     }
+    if (fr->last && m->prev == 0) {
+        /* A broker that started leading does not know the room's previous
+         * message yet (prev 0): what it recorded but never sent before a
+         * crash would slip by unseen. Verify with a replay from our last,
+         * which returns this message too, unless a replay just did. */
+        if (!fr->unknown_ok)
+            return P_REPLAY;
+        fr->unknown_ok = 0;
+    }
     if (fr->last && m->prev > fr->last) {
         f->stats.gaps++;
         log_info("event=gap room_seq=%llu prev=%llu seq=%llu", (unsigned long long)fr->last,
@@ -253,8 +267,45 @@ static void s_replay_failed(fanout_t *f, fo_room_t *fr, const char *why)
     log_warn("event=replay_failed nsp=%s room=%s after=%llu reason=\"%s\"", key, key + strlen(key) + 1,
              (unsigned long long)fr->last, why);
     fr->replaying = 0;
+    fr->retries = 0;
     fr->last = 0;           /* unknown: take what comes */
     s_flush_queue(f, fr);
+}
+
+#define FANOUT_REPLAY_RETRIES 40     /* ~1 minute at the 2 s ceiling */
+
+static void s_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fo_room_t *fr = arg;
+    (void)fd;
+    (void)what;
+    fr->replaying = 0;
+    s_start_replay(fr->f, fr);
+}
+
+/* A replay failed for a passing reason: retry with backoff (100 ms doubling
+ * to 2 s), the room's live messages still waiting behind it; give up (as
+ * for "gone") only after FANOUT_REPLAY_RETRIES. */
+static void s_replay_retry(fanout_t *f, fo_room_t *fr, const char *why)
+{
+    if (++fr->retries > FANOUT_REPLAY_RETRIES) {
+        s_replay_failed(f, fr, why);
+        return;
+    }
+    if (!fr->retry) {
+        fr->f = f;
+        fr->retry = event_new(f->gw->base, -1, 0, s_retry_cb, fr);
+        if (!fr->retry) {
+            s_replay_failed(f, fr, "out of memory");
+            return;
+        }
+    }
+    long ms = 100L << (fr->retries < 5 ? fr->retries - 1 : 4);
+    if (ms > 2000)
+        ms = 2000;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    event_add(fr->retry, &tv);
+    log_debug("event=replay_retry after_ms=%ld reason=\"%s\"", ms, why);
 }
 
 static void s_replay_reply(void *arg, const msgpack_object *reply, const char *error)
@@ -272,10 +323,15 @@ static void s_replay_reply(void *arg, const msgpack_object *reply, const char *e
     }
     fr->replay_req = NULL;
     const msgpack_object *msgs = up_get(reply, "msgs");
+    if (error && strcmp(error, "gone") != 0) {
+        s_replay_retry(f, fr, error);       /* no leader yet, a timeout: try again */
+        return;
+    }
     if (error || !msgs || msgs->type != MSGPACK_OBJECT_ARRAY) {
         s_replay_failed(f, fr, error ? error : "bad reply");
         return;
     }
+    fr->retries = 0;
     for (uint32_t i = 0; i < msgs->via.array.size; i++) {
         const msgpack_object *o = &msgs->via.array.ptr[i];
         env_msg_t m;
@@ -296,6 +352,7 @@ static void s_replay_reply(void *arg, const msgpack_object *reply, const char *e
         return;
     }
     fr->replaying = 0;
+    fr->unknown_ok = 1;
     s_flush_queue(f, fr);
 }
 
@@ -469,6 +526,8 @@ void fanout_room_sub(void *arg, room_t *room, int subscribe)
             if (fr->pos_req)
                 fr->pos_req->rooms[fr->pos_idx] = NULL;
             s_queue_clear(fr);
+            if (fr->retry)
+                event_free(fr->retry);
             free(fr);
             room_set_data(room, NULL);
         }

@@ -178,8 +178,8 @@ static void s_sock_free(sock_t *k)
 {
     if (k->expiry)
         event_free(k->expiry);
-    if (k->unread_retry)
-        event_free(k->unread_retry);
+    if (k->retry)
+        event_free(k->retry);
     if (k->sess->gw->upstream)
         up_cancel_owner(k->sess->gw->upstream, k);
     s_release_held(k, 0);

@@ -39,8 +39,9 @@ struct sock {
     int64_t tokens_at;          //  Monotonic ms of the last refill
     int inflight;               //  Broker requests in flight for this socket
     struct event *expiry;       //  Fires when the token expires (exp claim)
-    struct event *unread_retry; //  Retries the unread snapshot on connect
-    int unread_tries;
+    struct event *retry;        //  Retries broker requests that failed in passing
+    int retry_unread, retry_put;    //  What to retry
+    int retry_tries;
 };
 
 /* Handles the Socket.IO packet carried by an Engine.IO message. Returns 0, or

@@ -53,6 +53,7 @@ struct upstream {
     msgpack_sbuffer sb;         //  Request being built
     msgpack_packer pk;
     struct event *ping;         //  Ping timer
+    struct event *fast_ping;    //  Sooner pings while no broker is known to lead
     up_epoch_fn *on_epoch;      //  Leader epoch change callback
     void *arg;
     char epoch[128];            //  Last epoch seen from a leader
@@ -265,6 +266,12 @@ static void s_ping_cb(evutil_socket_t fd, short what, void *arg)
     upstream_t *up = arg;
     (void)fd;
     (void)what;
+    /* while no broker is known to lead (start, failover), ask ten times as
+     * often: requests fail with "no broker leads" until one is found */
+    if (s_leader(up) < 0 && up->fast_ping && !event_pending(up->fast_ping, EV_TIMEOUT, NULL)) {
+        struct timeval fast = { 0, 100000 };
+        event_add(up->fast_ping, &fast);
+    }
     for (size_t i = 0; i < up->npeers; i++) {
         up_begin(up, "ping", 0);
         uint64_t id = up->next_id;
@@ -378,7 +385,8 @@ upstream_t *up_new(gw_t *gw, void *zctx, const char *endpoints, up_epoch_fn *on_
     }
     free(list);
     up->ping = event_new(gw->base, -1, EV_PERSIST, s_ping_cb, up);
-    if (!up->ping)
+    up->fast_ping = event_new(gw->base, -1, 0, s_ping_cb, up);
+    if (!up->ping || !up->fast_ping)
         goto fail_nolist;
     struct timeval tv = { UP_PING_MS / 1000, (UP_PING_MS % 1000) * 1000 };
     event_add(up->ping, &tv);
@@ -400,6 +408,8 @@ void up_destroy(upstream_t **self_p)
         s_fire(up, up->head, NULL, up_cancelled);
     if (up->ping)
         event_free(up->ping);
+    if (up->fast_ping)
+        event_free(up->fast_ping);
     for (size_t i = 0; i < up->npeers; i++) {
         if (up->peers[i].ev)
             event_free(up->peers[i].ev);
