@@ -54,6 +54,7 @@ struct conn {
     session_t *sess;            //  Session carried (WS) or parked for (poll)
     ws_parser_t *ws;            //  Frame parser, in WebSocket mode
     conn_t *reap_next;          //  Reap list link
+    conn_t *all_prev, *all_next;    //  Every connection (freed at shutdown)
     char origin_hdr[256];       //  Origin of the current request, for CORS
     char peer[64];              //  Peer address, for logs
     char ip[48];                //  Peer address without the port (per-IP limit)
@@ -152,6 +153,10 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
     bufferevent_enable(c->bev, EV_READ);
     gw->stats.connections_total++;
     gw->stats.connections_open++;
+    c->all_next = gw->conns;
+    if (gw->conns)
+        gw->conns->all_prev = c;
+    gw->conns = c;
     return c;
 }
 
@@ -321,6 +326,16 @@ void conn_close(conn_t *c)
     s_enter_backlog(c);
 }
 
+void conn_free_all(gw_t *gw)
+{
+    for (conn_t *c = gw->conns; c; c = c->all_next) {
+        if (c->state != CONN_CLOSING)
+            s_begin_close(c);
+        s_reap_now(c);
+    }
+    conn_reap(gw);
+}
+
 void conn_reap(gw_t *gw)
 {
     while (gw->reap) {
@@ -333,6 +348,12 @@ void conn_reap(gw_t *gw)
         }
         gw->stats.connections_open--;
         s_ip_count(gw, c->ip, -1);
+        if (c->all_prev)
+            c->all_prev->all_next = c->all_next;
+        else
+            gw->conns = c->all_next;
+        if (c->all_next)
+            c->all_next->all_prev = c->all_prev;
         free(c);
     }
 }
@@ -764,9 +785,10 @@ static void s_http_read(conn_t *c)
             c->gw->stats.protocol_errors++;
             c->gw->stats.limit_payload++;
             c->keep_alive = 0;
-            evbuffer_drain(in, avail);
-            /* the Engine.IO session the request was for is closed as well */
+            /* the Engine.IO session the request was for is closed as well;
+             * req points into the input buffer: drain only after */
             session_http_too_large(c->gw, c, &req);
+            evbuffer_drain(in, avail);
             return;
         }
         if (avail < (size_t)hl + blen) {

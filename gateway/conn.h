@@ -36,6 +36,8 @@ void conn_close(conn_t *c);
 void conn_abort(conn_t *c);
 /* Frees the connections closed since the last call (the loop calls it). */
 void conn_reap(gw_t *gw);
+/* Closes and frees every connection (shutdown, after the sessions). */
+void conn_free_all(gw_t *gw);
 /* Writes the output queued during this loop turn, one writev per
  * connection (the loop calls it last in each turn, see conn.c). */
 void conn_flush(gw_t *gw);

@@ -7,11 +7,12 @@
  *  index drives the bus subscriptions; the heartbeat topic is always held.
  *
  *  Per room (fo_room_t, attached to the room index entry):
- *    last       the last seq delivered here. A fresh subscription starts at
- *               the gateway's view of the global head (a lower bound of the
- *               head at the moment the first member joined), so a message
- *               committed after the join but published before the broker saw
- *               the subscription (the slow joiner) is replayed, not lost.
+ *    last       the last seq delivered here. A fresh subscription follows
+ *               the clone pattern: subscribe, ask the broker for the room's
+ *               position, drop what is at or below it; live messages that
+ *               arrive meanwhile wait in the room's queue. Messages before the
+ *               position are the past (a client gets its unread snapshot for
+ *               that), after it the live stream.
  *    replaying  a replay is in flight: live messages wait in the room's
  *               queue (bounded) and are processed after it, in order.
  *  A replay that cannot be completed (the broker no longer has the range)
@@ -55,6 +56,7 @@ typedef struct {
     room_t *room;               //  The index entry this state belongs to
     uint64_t last;              //  Last seq delivered; 0 = unknown (accept anything)
     int replaying;              //  A replay request is in flight
+    int positioning;            //  Fresh subscription: waiting for the room's position
     qmsg_t *qhead, *qtail;      //  Live messages waiting for the replay
     size_t qlen;
     fo_req_t *replay_req;       //  The replay in flight
@@ -82,7 +84,7 @@ struct fanout {
     fanout_stats_t stats;
 };
 
-static void s_check_rooms(fanout_t *f);
+static void s_check(fanout_t *f, int only_fresh);
 
 /* Records created_at -> now for a message delivered live. */
 static void s_latency(fanout_t *f, int64_t ts_us)
@@ -248,7 +250,7 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
 /* Processes queued messages until the queue is empty or a replay starts. */
 static void s_flush_queue(fanout_t *f, fo_room_t *fr)
 {
-    while (!fr->replaying && fr->qhead) {
+    while (!fr->replaying && !fr->positioning && fr->qhead) {
         qmsg_t *q = s_queue_pop(fr);
         env_msg_t m;
         if (env_decode(q->data, q->len, &m) == 0 && s_process(f, fr, &m) == P_REPLAY) {
@@ -399,12 +401,23 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
         if (!fr)
             continue;
         fr->pos_req = NULL;
-        if (!ok)
+        const msgpack_object *o = ok ? &seqs->via.array.ptr[i] : NULL;
+        if (o && o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            o = NULL;
+        if (fr->positioning) {
+            /* the clone pattern's snapshot point; without an answer, fall
+             * back to the gateway's view of the head */
+            fr->positioning = 0;
+            fr->last = o ? o->via.u64 : f->head;
+            fr->unknown_ok = 1;
+            s_flush_queue(f, fr);
             continue;
-        const msgpack_object *o = &seqs->via.array.ptr[i];
-        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        }
+        if (!o)
             continue;
-        if (o->via.u64 > fr->last && !fr->replaying) {
+        if (fr->last == 0) {
+            fr->last = o->via.u64;      /* unknown (after a lost range): adopt it */
+        } else if (o->via.u64 > fr->last && !fr->replaying) {
             f->stats.resyncs++;
             s_start_replay(f, fr);
         }
@@ -450,19 +463,32 @@ static void s_send_positions(fanout_t *f, fo_room_t **rooms, size_t n)
 }
 
 /* Checks every room not already being checked or replayed. */
-static void s_check_rooms(fanout_t *f)
+static void s_check(fanout_t *f, int only_fresh)
 {
     rooms_t *rooms = f->gw->rooms;
     size_t total = rooms_count(rooms), n = 0, pos = 0;
-    if (total == 0 || !up_ready(f->gw->upstream))
+    room_t *room;
+    if (total == 0)
         return;
+    if (!up_ready(f->gw->upstream)) {
+        /* nobody to ask: fresh rooms start at our view of the head now
+         * rather than hold their messages until a broker leads */
+        while ((room = rooms_next(rooms, &pos)) != NULL) {
+            fo_room_t *fr = room_data(room);
+            if (fr && fr->positioning && !fr->pos_req) {
+                fr->positioning = 0;
+                fr->last = f->head;
+                s_flush_queue(f, fr);
+            }
+        }
+        return;
+    }
     fo_room_t **list = malloc(total * sizeof *list);
     if (!list)
         return;
-    room_t *room;
     while ((room = rooms_next(rooms, &pos)) != NULL) {
         fo_room_t *fr = room_data(room);
-        if (fr && !fr->replaying && !fr->pos_req)
+        if (fr && !fr->replaying && !fr->pos_req && (!only_fresh || fr->positioning))
             list[n++] = fr;
     }
     qsort(list, n, sizeof *list, s_key_cmp);
@@ -484,11 +510,25 @@ static void s_check_rooms(fanout_t *f)
     free(list);
 }
 
+/* Checks every room (the periodic resync, a new broker epoch). */
+static void s_check_rooms(fanout_t *f)
+{
+    s_check(f, 0);
+}
+
 static void s_resync_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     s_check_rooms(arg);
+}
+
+/* Positions the rooms subscribed during the last turn (clone pattern). */
+static void s_fresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s_check(arg, 1);
 }
 
 void fanout_on_epoch(void *arg, const char *epoch, size_t len)
@@ -509,13 +549,13 @@ void fanout_room_sub(void *arg, room_t *room, int subscribe)
         fo_room_t *fr = calloc(1, sizeof *fr);
         if (fr) {
             fr->room = room;
-            fr->last = f->head;         /* a lower bound of the head at the join */
+            fr->positioning = 1;
             room_set_data(room, fr);
         }
-        /* a message published before the broker saw this subscription is
-         * found by a positions check shortly after, not at the next resync */
+        /* ask for the position of every room subscribed in this turn, in one
+         * request per namespace, right after the turn */
         if (!event_pending(f->soon, EV_TIMEOUT, NULL)) {
-            struct timeval tv = { 0, 200000 };
+            struct timeval tv = { 0, 0 };
             event_add(f->soon, &tv);
         }
     } else {
@@ -574,7 +614,7 @@ static void s_message(void *arg, const void *topic, size_t tlen, const void *bod
             f->head = m.seq;
         return;                     /* unsubscribed a moment ago */
     }
-    if (fr->replaying) {
+    if (fr->replaying || fr->positioning) {
         if (fr->qlen >= FANOUT_QUEUE_MAX) {
             s_queue_clear(fr);
             log_warn("event=replay_queue_overflow");
@@ -621,7 +661,7 @@ fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
     if (bus_subscribe(f->bus, HB_TOPIC, sizeof HB_TOPIC) < 0)
         goto fail;
     f->resync = event_new(gw->base, -1, EV_PERSIST, s_resync_cb, f);
-    f->soon = event_new(gw->base, -1, 0, s_resync_cb, f);
+    f->soon = event_new(gw->base, -1, 0, s_fresh_cb, f);
     if (!f->resync || !f->soon)
         goto fail;
     struct timeval tv = { gw->cfg.resync_interval_ms / 1000, (gw->cfg.resync_interval_ms % 1000) * 1000 };

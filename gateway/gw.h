@@ -91,6 +91,7 @@ struct gw {
     struct evconnlistener *listener;
     int draining;
     conn_t *reap;               /* connections to free at the next loop turn */
+    conn_t *conns;              /* every connection */
     conn_t *dirty;              /* connections with output to write this turn */
     struct event *flush_ev;     /* lowest priority: runs conn_flush last in a turn */
     session_t *reap_sessions;   /* closed sessions to free at the next loop turn */

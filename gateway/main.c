@@ -338,7 +338,7 @@ int main(int argc, char **argv)
     log_info("event=stopped connections=%llu", (unsigned long long)gw.stats.connections_open);
     session_close_all(&gw, "server stopped");
     session_reap(&gw);
-    conn_reap(&gw);
+    conn_free_all(&gw);
     evconnlistener_free(gw.listener);
     event_free(sigterm);
     event_free(sigint);
