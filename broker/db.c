@@ -111,6 +111,8 @@ struct db {
     void *done_arg;
     struct event *ev_done;      /* defers done() to the loop */
     uint64_t batches, rows;     /* counters */
+    uint64_t reads;             /* batch reads committed */
+    uint64_t connects, downs;   /* connections completed, db_down events */
 };
 
 static void s_fail(db_t *self, const char *what, const char *msg);
@@ -214,6 +216,7 @@ static void s_fail(db_t *self, const char *what, const char *msg)
         return;
     }
     log_warn("event=db_down reason=\"%s\" retry_ms=%ld", reason, self->backoff_ms);
+    self->downs++;
     s_close(self);
     self->state = ST_DOWN;
     s_timer_in(self, self->backoff_ms);
@@ -328,6 +331,7 @@ static void s_done_read(db_t *self)
     uint64_t xmin = s_u64(rx, 0, 0);
     int n = PQntuples(rows);
     self->backoff_ms = DB_BACKOFF_MIN_MS;   /* the database works */
+    self->reads++;
     if (n > 0) {
         uint64_t first = s_u64(rows, 0, 0);
         self->batches++;
@@ -350,6 +354,8 @@ static void s_done_read(db_t *self)
             if (self->cb.on_row)
                 self->cb.on_row(self->cb.ctx, &m);
         }
+        if (self->cb.on_batch)
+            self->cb.on_batch(self->cb.ctx, (uint64_t)n);
     }
     s_clear_results(self);
     if (self->stopping) {
@@ -567,6 +573,7 @@ static void s_connected(db_t *self)
         return;
     }
     log_info("event=db_connected");
+    self->connects++;
     if (self->stopping) {
         s_finish_stop(self);
         return;
@@ -695,6 +702,19 @@ void db_stop(db_t *self, void (*done)(void *arg), void *arg)
     if (self->q == Q_NONE)
         s_finish_stop(self);
     /* else: the query's completion (or failure) finishes the stop. */
+}
+
+void db_get_stats(const db_t *self, db_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    /* past CONNECTING means connected; s_close/s_fail leave those states */
+    out->connected = self->conn && self->state > ST_CONNECTING && self->state < ST_STOPPED;
+    out->standby = out->connected && self->standby;   /* across LOCK retries */
+    out->reads = self->reads;
+    out->batches = self->batches;
+    out->rows = self->rows;
+    out->connects = self->connects;
+    out->downs = self->downs;
 }
 
 void db_destroy(db_t **self_p)

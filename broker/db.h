@@ -45,7 +45,21 @@ typedef struct {
      * that held the lock is closed. */
     void (*on_leader)(void *ctx, int leading);
     void *ctx;
+    /* Optional (may be NULL): after the rows of a non-empty batch were given
+     * to on_row, the number of rows in it (for metrics). */
+    void (*on_batch)(void *ctx, uint64_t rows);
 } db_callbacks_t;
+
+/* What the machine has done so far (for metrics). */
+typedef struct {
+    int connected;          /* 1 from a completed connect until the connection closes */
+    int standby;            /* 1 while another broker holds the lock */
+    uint64_t reads;         /* batch reads committed, empty ones included */
+    uint64_t batches;       /* non-empty batch reads */
+    uint64_t rows;          /* rows read (= published, in order) */
+    uint64_t connects;      /* connections completed */
+    uint64_t downs;         /* connection losses and failed attempts (event=db_down) */
+} db_stats_t;
 
 /* Creates the machine (no I/O yet); the strings in cfg must outlive it.
  * NULL on allocation failure. */
@@ -56,6 +70,8 @@ int db_start(db_t *self);
  * published), closes the connection, then calls done(arg) from the loop.
  * Called again, it does nothing. */
 void db_stop(db_t *self, void (*done)(void *arg), void *arg);
+/* Fills *out; safe to call at any time from the loop. */
+void db_get_stats(const db_t *self, db_stats_t *out);
 /* Closes and frees immediately (aborting a query in flight); NULL-safe. */
 void db_destroy(db_t **self_p);
 

@@ -8,11 +8,14 @@
  *  notification center) and their own pool of database connections (rdb.c),
  *  so that requests never delay the stream. While leading it publishes a
  *  heartbeat every second. Both sockets are bound before the database is
- *  contacted, so a bad endpoint fails fast (exit 1).
+ *  contacted, so a bad endpoint fails fast (exit 1). The HTTP endpoint
+ *  (obs.c: /metrics, /healthz, /readyz on --http) runs on the same loop.
  *  `--init-schema` applies deploy/sql and exits instead (schema.c).
  *  SIGINT/SIGTERM: let the query in flight finish (a committed batch is
  *  still published), close everything, exit 0; a second signal, or 3 s,
- *  cuts the wait short.
+ *  cuts the wait short. SIGHUP reopens --log-file (log rotation).
+ *  Exit codes: 0 stopped by a signal (or --help, or --init-schema done),
+ *  1 a runtime failure (cannot bind, --init-schema failed), 2 a bad setting.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +32,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "log.h"
+#include "obs.h"
 #include "ops.h"
 #include "pub.h"
 #include "rdb.h"
@@ -73,12 +77,82 @@ typedef struct {
     int leading;            /* leads and reads (for ping) */
     unsigned terms;         /* how many times it became leader */
     char epoch[48];         /* changes with each start of leadership */
+    obs_t *obs;             /* metrics and the HTTP endpoint */
+    rpc_t *rpc;             /* for the metrics snapshot */
+    int rpc_conns;          /* --rpc-db-conns */
 } broker_t;
 
 static void s_publish(broker_t *b, env_msg_t *m)
 {
-    pub_send(b->pub, m);
+    if (pub_send(b->pub, m) == 0 && b->obs) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        obs_on_published(b->obs, now_us - m->ts_us);
+    }
     ops_on_published(b->ops, m);
+}
+
+static void s_on_batch(void *ctx, uint64_t rows)
+{
+    broker_t *b = ctx;
+    if (b->obs)
+        obs_on_batch(b->obs, rows);
+}
+
+/* The metrics snapshot (obs_snapshot_fn). */
+static void s_snapshot(void *ctx, obs_snapshot_t *st)
+{
+    broker_t *b = ctx;
+    db_stats_t ds;
+    ops_stats_t os;
+    db_get_stats(b->db, &ds);
+    ops_get_stats(b->ops, &os);
+    st->leader = b->leading;
+    st->standby = ds.standby;
+    st->db_connected = ds.connected;
+    st->fanout_ready = pub_ready(b->pub);
+    st->rpc_db_connected = rdb_connected(b->rdb);
+    st->rpc_db_conns = b->rpc_conns;
+    st->published = pub_sent_count(b->pub);
+    st->published_bytes = pub_sent_bytes(b->pub);
+    st->publish_errors = pub_error_count(b->pub);
+    st->reads = ds.reads;
+    st->batches = ds.batches;
+    st->rows = ds.rows;
+    st->db_connects = ds.connects;
+    st->db_reconnects = ds.downs;
+    st->last_seq = pub_last_seq(b->pub);
+    st->ring_msgs = os.ring_msgs;
+    st->ring_bytes = os.ring_bytes;
+    st->ring_first = os.ring_first;
+    st->oldest = os.oldest;
+    for (int op = 0; op < RPC_OP_COUNT && st->nops < OBS_OPS_MAX; op++) {
+        obs_op_t *o = &st->ops[st->nops++];
+        o->name = rpc_op_name((rpc_op_t)op);
+        o->requests = b->rpc ? rpc_op_count(b->rpc, (rpc_op_t)op) : 0;
+        o->errors = b->rpc ? rpc_op_error_count(b->rpc, (rpc_op_t)op) : 0;
+    }
+    st->rpc_malformed = b->rpc ? rpc_malformed_count(b->rpc) : 0;
+    st->rpc_queue = rdb_queued(b->rdb);
+    st->prunes = os.prunes;
+    st->prune_failures = os.prune_failures;
+    st->pruned_batches = os.pruned_batches;
+    st->pruned_sessions = os.pruned_sessions;
+    st->held_rows = b->nheld;
+    st->leader_terms = b->terms;
+}
+
+/* SIGHUP: reopen the log file (after a rotation); never stops the broker. */
+static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (log_reopen() < 0)
+        log_error("event=log_reopen_failed reason=\"%s\"", strerror(errno));
+    else
+        log_info("event=log_reopened");
 }
 
 /* Publishes every held row, in order, and stops holding. */
@@ -288,6 +362,7 @@ int main(int argc, char **argv)
     char *db_url = NULL, *pub_bind = NULL, *rpc_bind = NULL, *schema_dir = NULL;
     char *log_level = NULL, *channel = NULL, *event_fn = NULL;
     char *fanout = NULL, *redis_url = NULL, *nats_url = NULL;
+    char *http_addr = NULL, *log_file = NULL;
     long poll_ms = 1000, rpc_conns = 2, ring_size = 100000, ring_mb = 256, retention_s = 86400;
     long pub_hwm = PUB_SNDHWM;
     int init_schema = 0, log_json = 0;
@@ -321,6 +396,8 @@ int main(int argc, char **argv)
           0, 0 },
         { "pub-hwm", "BELFRY_PUB_HWM", CFG_INT, &pub_hwm, "1000000",
           "ZeroMQ send high-water mark of the PUB socket, messages per gateway", 1, 100000000 },
+        { "http", "BELFRY_HTTP", CFG_STR, &http_addr, OBS_DEFAULT_ADDR,
+          "host:port of the HTTP endpoint (GET /metrics, /healthz, /readyz); empty: none", 0, 0 },
         { "init-schema", NULL, CFG_BOOL, &init_schema, "0",
           "apply the SQL schema (versioned, idempotent) and exit", 0, 0 },
         { "schema-dir", "BELFRY_SCHEMA_DIR", CFG_STR, &schema_dir, "",
@@ -330,6 +407,8 @@ int main(int argc, char **argv)
           "debug, info, warn or error", 0, 0 },
         { "log-json", "BELFRY_LOG_JSON", CFG_BOOL, &log_json, "0",
           "log one JSON object per line", 0, 0 },
+        { "log-file", "BELFRY_LOG_FILE", CFG_STR, &log_file, NULL,
+          "append the log to this file (reopened on SIGHUP, for log rotation); unset: stderr", 0, 0 },
     };
     int rc = cfg_parse(opts, sizeof opts / sizeof opts[0], argc, argv, "belfry-broker",
                        "Streams committed rows of the notifications table to gateways.");
@@ -347,6 +426,18 @@ int main(int argc, char **argv)
     }
     log_set_level(lvl);
     log_set_json(log_json);
+    if (log_file && log_set_file(log_file) < 0) {
+        fprintf(stderr, "belfry-broker: --log-file (BELFRY_LOG_FILE): cannot open %s: %s\n",
+                log_file, strerror(errno));
+        return 2;
+    }
+    char http_host[OBS_HOST_MAX];
+    uint16_t http_port;
+    if (*http_addr && obs_parse_addr(http_addr, http_host, sizeof http_host, &http_port) < 0) {
+        fprintf(stderr, "belfry-broker: --http (BELFRY_HTTP): must be host:port or [ipv6]:port "
+                        "(empty: no HTTP endpoint), got \"%s\"\n", http_addr);
+        return 2;
+    }
     size_t clen = strlen(channel);
     if (clen == 0 || clen > 63) {
         fprintf(stderr, "belfry-broker: --channel (BELFRY_CHANNEL): "
@@ -374,10 +465,10 @@ int main(int argc, char **argv)
 
     char redacted[1024];
     log_redact_url(db_url, redacted, sizeof redacted);
-    log_info("event=start db=\"%s\" fanout=%s pub=%s rpc=%s channel=%s poll_ms=%ld rpc_db_conns=%ld "
-             "ring_size=%ld ring_mb=%ld retention_s=%ld event_function=%s pub_hwm=%ld",
+    log_info("event=start db=\"%s\" fanout=%s pub=%s rpc=%s http=%s channel=%s poll_ms=%ld "
+             "rpc_db_conns=%ld ring_size=%ld ring_mb=%ld retention_s=%ld event_function=%s pub_hwm=%ld",
              redacted, fanout, fan.kind == BUS_ZMQ ? pub_bind : fan.kind == BUS_REDIS ? redis_url : nats_url,
-             rpc_bind, channel, poll_ms, rpc_conns, ring_size, ring_mb,
+             rpc_bind, *http_addr ? http_addr : "off", channel, poll_ms, rpc_conns, ring_size, ring_mb,
              retention_s, event_fn, pub_hwm);
 
     signal(SIGPIPE, SIG_IGN);
@@ -385,7 +476,7 @@ int main(int argc, char **argv)
     memset(&b, 0, sizeof b);
     void *zctx = NULL;
     rpc_t *rpc = NULL;
-    struct event *sigint = NULL, *sigterm = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     char err[512];
     int exit_code = 1;
 
@@ -420,15 +511,26 @@ int main(int argc, char **argv)
         goto done;
     }
     db_config_t dcfg = { db_url, channel, poll_ms };
-    db_callbacks_t dcb = { s_on_row, s_on_position, s_on_leader, &b };
+    db_callbacks_t dcb = { s_on_row, s_on_position, s_on_leader, &b, s_on_batch };
     b.db = db_new(b.base, &dcfg, &dcb);
+    b.rpc = rpc;
+    b.rpc_conns = (int)rpc_conns;
+    b.obs = b.db ? obs_new(b.base, s_snapshot, &b) : NULL;
     sigint = evsignal_new(b.base, SIGINT, s_on_signal, &b);
     sigterm = evsignal_new(b.base, SIGTERM, s_on_signal, &b);
-    if (!b.db || !sigint || !sigterm || evsignal_add(sigint, NULL) != 0 ||
-        evsignal_add(sigterm, NULL) != 0) {
+    sighup = evsignal_new(b.base, SIGHUP, s_on_hup, &b);
+    if (!b.db || !b.obs || !sigint || !sigterm || !sighup || evsignal_add(sigint, NULL) != 0 ||
+        evsignal_add(sigterm, NULL) != 0 || evsignal_add(sighup, NULL) != 0) {
         log_error("event=fatal reason=\"out of memory\"");
         goto done;
     }
+    if (obs_listen(b.obs, http_addr, err, sizeof err) < 0) {
+        fprintf(stderr, "belfry-broker: --http: %s\n", err);
+        log_error("event=fatal reason=\"--http: %s\"", err);
+        goto done;
+    }
+    if (*http_addr)
+        log_info("event=http_listening addr=%s port=%u", http_addr, (unsigned)obs_port(b.obs));
     log_info("event=bound pub=%s rpc=%s", pub_bind, rpc_bind);
     struct timeval grace = { PUB_GRACE_MS / 1000, (PUB_GRACE_MS % 1000) * 1000 };
     if (event_base_once(b.base, -1, EV_TIMEOUT, s_on_grace, &b, &grace) != 0) {
@@ -446,6 +548,7 @@ int main(int argc, char **argv)
                      (unsigned long long)rpc_op_error_count(rpc, (rpc_op_t)op));
     exit_code = 0;
 done:
+    obs_destroy(&b.obs);        /* first: its snapshot reads the others */
     db_destroy(&b.db);
     rdb_destroy(&b.rdb);        /* answers queries in flight (ops still exists) */
     ops_destroy(&b.ops);
@@ -462,6 +565,8 @@ done:
         event_free(sigint);
     if (sigterm)
         event_free(sigterm);
+    if (sighup)
+        event_free(sighup);
     if (b.deadline)
         event_free(b.deadline);
     rpc_destroy(&rpc);

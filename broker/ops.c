@@ -163,6 +163,7 @@ struct ops {
     batchq_t unread, sessions;  /* batching */
     struct event *retention;    /* prune timer */
     int pruning;                /* a prune is in flight */
+    uint64_t prunes, prune_failures, pruned_batches, pruned_sessions;   /* counters */
     msgpack_sbuffer scratch;    /* envelope encoding */
     char retention_str[32];     /* retention_s as text */
 };
@@ -390,10 +391,14 @@ static void s_prune_done(void *arg, const PGresult *res, const char *err)
     ops_t *self = arg;
     self->pruning = 0;
     if (err) {
+        self->prune_failures++;
         log_warn("event=prune_failed reason=\"%s\"", err);
         return;
     }
     uint64_t b = s_u64(res, 0, 0), s = s_u64(res, 0, 1);
+    self->prunes++;
+    self->pruned_batches += b;
+    self->pruned_sessions += s;
     if (b || s)
         log_info("event=pruned batches=%llu sessions=%llu", (unsigned long long)b,
                  (unsigned long long)s);
@@ -458,6 +463,19 @@ void ops_leader_stop(ops_t *self)
 uint64_t ops_oldest(const ops_t *self)
 {
     return self->oldest;
+}
+
+void ops_get_stats(const ops_t *self, ops_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ring_msgs = ring_count(self->ring);
+    out->ring_bytes = ring_bytes(self->ring);
+    out->ring_first = ring_first(self->ring);
+    out->oldest = self->oldest;
+    out->prunes = self->prunes;
+    out->prune_failures = self->prune_failures;
+    out->pruned_batches = self->pruned_batches;
+    out->pruned_sessions = self->pruned_sessions;
 }
 
 /* ---- replay and recover ---------------------------------------------------- */

@@ -63,6 +63,21 @@ void ops_leader_stop(ops_t *self);
 /* The lowest `after` a replay or recovery accepts (0 before it is known). */
 uint64_t ops_oldest(const ops_t *self);
 
+/* The ring and retention, for metrics. */
+typedef struct {
+    size_t ring_msgs;           /* messages in the ring */
+    size_t ring_bytes;          /* their bytes (topics + envelopes) */
+    uint64_t ring_first;        /* lowest seq held (0: empty) */
+    uint64_t oldest;            /* ops_oldest */
+    uint64_t prunes;            /* retention prunes completed */
+    uint64_t prune_failures;    /* retention prunes that failed */
+    uint64_t pruned_batches;    /* belfry_batches rows deleted by them */
+    uint64_t pruned_sessions;   /* belfry_sessions rows deleted by them */
+} ops_stats_t;
+
+/* Fills *out. */
+void ops_get_stats(const ops_t *self, ops_stats_t *out);
+
 /* 1 if name is a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*), optionally
  * schema-qualified (one dot), at most OPS_FN_NAME_MAX bytes; else 0. */
 int ops_valid_function_name(const char *name);

@@ -28,6 +28,7 @@ struct pub {
     int last_ok;            /* the last message was encoded (sb holds it) */
     uint64_t last_seq;      /* last seq published (or the start position) */
     uint64_t sent, errors;  /* counters */
+    uint64_t bytes;         /* envelope bytes sent */
 };
 
 pub_t *pub_new(void *zctx, const char *endpoint, int hwm, char *err, size_t errcap)
@@ -151,6 +152,7 @@ int pub_send(pub_t *self, env_msg_t *m)
     if (bus_publish(self->bus, self->topic, (size_t)tlen, self->sb.data, self->sb.size) < 0)
         goto fail;
     self->sent++;
+    self->bytes += self->sb.size;
     return 0;
 fail:
     self->errors++;
@@ -178,6 +180,11 @@ uint64_t pub_sent_count(const pub_t *self)
 uint64_t pub_error_count(const pub_t *self)
 {
     return self->errors;
+}
+
+uint64_t pub_sent_bytes(const pub_t *self)
+{
+    return self->bytes;
 }
 
 int pub_last_envelope(const pub_t *self, const char **topic, size_t *topic_len,

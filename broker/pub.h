@@ -73,5 +73,7 @@ void pub_set_last_seq(pub_t *self, uint64_t seq);
 /* Counters: messages sent, and messages that failed. */
 uint64_t pub_sent_count(const pub_t *self);
 uint64_t pub_error_count(const pub_t *self);
+/* Envelope bytes of the messages sent (the topic frame not included). */
+uint64_t pub_sent_bytes(const pub_t *self);
 
 #endif
