@@ -63,12 +63,13 @@ describe('secrets stay out of logs and metrics', () => {
     bad.port = String(port);
     failing = new Proc('broker-nodb', path.join(BUILD, 'belfry-broker'), [
       '--db', bad.toString(), '--pub', `tcp://127.0.0.1:${await freePort()}`, '--rpc', `tcp://127.0.0.1:${await freePort()}`,
-      '--log-level', 'debug',
+      '--log-level', 'debug', '--http', '',
     ], { logFile: path.join(ROOT, 'tests', 'out', 'secrets', 'broker-nodb.log') });
     // the same with a keyword/value connection string
     failingKw = new Proc('broker-nodb-kw', path.join(BUILD, 'belfry-broker'), [
       '--db', `host=127.0.0.1 port=${port} dbname=belfry user=belfry_app password=${DB_PASSWORD}`,
       '--pub', `tcp://127.0.0.1:${await freePort()}`, '--rpc', `tcp://127.0.0.1:${await freePort()}`, '--log-level', 'debug',
+      '--http', '',
     ], { logFile: path.join(ROOT, 'tests', 'out', 'secrets', 'broker-nodb-kw.log') });
   });
   after(async () => {

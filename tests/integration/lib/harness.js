@@ -429,7 +429,7 @@ class Cluster {
     this.pg = new Postgres(this.outDir);
     this.broker = null;       // brokers[0], kept under its old name
     this.nBrokers = opts.brokers ?? 1;
-    this.brokers = [];        // {proc, pubUrl, rpcUrl} per broker index
+    this.brokers = [];        // {proc, pubUrl, rpcUrl, httpPort, httpUrl} per broker index
     this.brokerArgsFor = opts.brokerArgsFor || (() => []);
     this.gatewayArgsFor = opts.gatewayArgsFor || (() => []);
     this.gateways = [];
@@ -461,6 +461,12 @@ class Cluster {
         rpcUrl: `tcp://127.0.0.1:${await freshPort()}`,
       };
     }
+    // Every broker serves /metrics, /healthz, /readyz on its own port (the
+    // default, 127.0.0.1:9100, would collide between brokers and runs).
+    for (const b of this.brokers) {
+      b.httpPort = await freshPort();
+      b.httpUrl = `http://127.0.0.1:${b.httpPort}`;
+    }
     const init = new Proc('init-schema', path.join(BUILD, 'belfry-broker'),
       ['--db', this.dbUrl, '--init-schema', '--log-level', LOG_LEVEL],
       { logFile: path.join(this.outDir, 'init-schema.log'), env: this.env });
@@ -484,8 +490,8 @@ class Cluster {
     if (b.proc && b.proc.alive) throw new Error(`broker ${i} already running`);
     const name = i === 0 ? 'broker' : `broker${i}`;
     const proc = new Proc(name, path.join(BUILD, 'belfry-broker'), [
-      '--db', this.dbUrl, '--pub', b.pubUrl, '--rpc', b.rpcUrl, '--log-level', LOG_LEVEL,
-      ...this.brokerArgs, ...this.brokerArgsFor(i),
+      '--db', this.dbUrl, '--pub', b.pubUrl, '--rpc', b.rpcUrl, '--http', `127.0.0.1:${b.httpPort}`,
+      '--log-level', LOG_LEVEL, ...this.brokerArgs, ...this.brokerArgsFor(i),
     ], { logFile: path.join(this.outDir, `${name}.log`), env: this.env });
     b.proc = proc;
     if (i === 0) this.broker = proc;
