@@ -31,8 +31,7 @@ OUT=$ROOT/tests/out/bench
 SCALE=${BENCH_SCALE:-full}
 ONLY=${BENCH_ONLY:-belfry peer}
 # idle first: RSS grows only on fresh processes (freed memory is kept by malloc)
-SCENARIOS=${BENCH_SCENARIOS:-idle personal broadcast latency connect storm}
-GATEWAYS=${BENCH_GATEWAYS:-2}
+SCENARIOS=${BENCH_SCENARIOS:-idle personal broadcast latency connect storm hold}
 SECRET=bench-secret-$$
 LOADGEN=$BUILD/bench/loadgen
 INJECT=$BUILD/bench/inject
@@ -43,17 +42,21 @@ full)
     CLIENTS=10000; ROWS=100000; INJ_CONNS=8
     BCAST_ROWS=200
     RATE=5000; RATE_ROWS=100000
-    IDLE_CONNS=15000; CONNECT_N=15000; STORM_N=10000
-    LG_PROCS=2; TIMEOUT=300 ;;
+    IDLE_CONNS=15000; CONNECT_N=15000; STORM_N=10000; HOLD_N=60000
+    LG_PROCS=2; TIMEOUT=300; GW_DEFAULT=4 ;;
 small)
     CLIENTS=500; ROWS=5000; INJ_CONNS=4
     BCAST_ROWS=50
     RATE=1000; RATE_ROWS=5000
-    IDLE_CONNS=1000; CONNECT_N=2000; STORM_N=500
-    LG_PROCS=1; TIMEOUT=60 ;;
+    IDLE_CONNS=1000; CONNECT_N=2000; STORM_N=500; HOLD_N=2000
+    LG_PROCS=1; TIMEOUT=60; GW_DEFAULT=2 ;;
 *)
     echo "bench: BENCH_SCALE must be full or small" >&2; exit 2 ;;
 esac
+
+# 60,000 held connections need four gateway processes (an open-files limit
+# of 20,000 per process), so the full scale runs four.
+GATEWAYS=${BENCH_GATEWAYS:-$GW_DEFAULT}
 
 for b in "$BUILD/belfry-broker" "$BUILD/belfry-gateway" "$LOADGEN" "$INJECT"; do
     [ -x "$b" ] || { echo "bench: $b is missing (run make bench)" >&2; exit 2; }
@@ -388,6 +391,30 @@ scn_storm() {
     check_lg storm "$sys" "$lg" "" "$STORM_N"
     local rc; rc=$(jget "$lg" storm.reconnected)
     [ "$rc" = "$STORM_N" ] || fail storm "$sys" "reconnected=$rc/$STORM_N"
+}
+
+# HOLD_N connections held at once across every gateway process (issue 8's
+# 60,000), each load-generator process under the open-files limit.
+scn_hold() {
+    local sys=$1 lg=$OUT/hold-$1.json before after procs saved
+    if [ "$sys" = peer ]; then
+        log "peer: hold skipped (one Node process cannot hold more than its 20,000 open files)"
+        return
+    fi
+    procs=$(( (HOLD_N + 14999) / 15000 ))
+    [ "$procs" -lt "$LG_PROCS" ] && procs=$LG_PROCS
+    saved=$LG_PROCS; LG_PROCS=$procs
+    before=$(rss_kb $MEM_PIDS)
+    loadgen_bg "hold-$sys" --connections "$HOLD_N" --duration "$TIMEOUT" --inflight 1024
+    LG_PROCS=$saved
+    wait_file "$OUT/hold-$sys.ready" "$TIMEOUT" || fail hold "$sys" "clients did not connect"
+    sleep 3
+    after=$(rss_kb $MEM_PIDS)
+    stop_pid "$LG_PID" TERM; forget "$LG_PID"
+    record hold "connections held" "$sys" "$(jget "$lg" connected)"
+    record hold "gateway processes" "$sys" "$GATEWAYS"
+    record hold "RSS added KiB" "$sys" "$(( after - before ))"
+    check_lg hold "$sys" "$lg" "" "$HOLD_N"
 }
 
 run_system() {   # run_system belfry|peer
