@@ -428,3 +428,11 @@ char *log_redact_url(const char *url, char *out, size_t cap)
         s_redact_conninfo(&w, url, len);
     return out;
 }
+
+void log_rotate(void)
+{
+    if (log_reopen() < 0)
+        log_error("event=log_reopen_failed reason=\"%s\"", strerror(errno));
+    else
+        log_info("event=log_reopened");
+}

@@ -24,6 +24,9 @@ int log_parse_level(const char *s, log_level_t *out);
 /* Reopens stderr on the file given by log_set_file() (for SIGHUP); 0/-1. */
 int log_set_file(const char *path);
 int log_reopen(void);
+/* Log rotation (the SIGHUP handler of both programs): reopens the log file
+ * and logs event=log_reopened, or event=log_reopen_failed with the reason. */
+void log_rotate(void);
 
 void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
