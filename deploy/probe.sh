@@ -10,10 +10,12 @@
 # image-wide HEALTHCHECK fits both:
 #   belfry-gateway  GET /healthz (or /readyz with `ready`) on the port of
 #                   BELFRY_LISTEN (default 8080); healthy = status 200;
-#   belfry-broker   a TCP connection to the port of BELFRY_RPC_BIND (default
-#                   5556): the broker binds it before it contacts PostgreSQL,
-#                   so this says "alive", for leader and standby alike (the
-#                   broker has no HTTP endpoint yet).
+#   belfry-broker   GET /healthz (or /readyz with `ready`: connected to
+#                   PostgreSQL, leader or standby alike) on the port of
+#                   BELFRY_HTTP (default 127.0.0.1:9100); with BELFRY_HTTP
+#                   set empty (no HTTP endpoint), a TCP connection to the
+#                   port of BELFRY_RPC_BIND (default 5556) instead, which the
+#                   broker binds before it contacts PostgreSQL ("alive").
 # Usage: belfry-probe [live|ready]   (default live)
 #        belfry-probe http PORT PATH | belfry-probe tcp PORT
 # Exit 0 healthy, 1 unhealthy, 2 usage. Every attempt is bounded by
@@ -66,7 +68,13 @@ if running belfry-gateway; then
     exit $?
 fi
 if running belfry-broker; then
-    probe_tcp "$(port_of "${BELFRY_RPC_BIND:-tcp://127.0.0.1:5556}" 5556)"
+    http=${BELFRY_HTTP-127.0.0.1:9100}
+    if [ -z "$http" ]; then
+        probe_tcp "$(port_of "${BELFRY_RPC_BIND:-tcp://127.0.0.1:5556}" 5556)"
+        exit $?
+    fi
+    port=$(port_of "$http" 9100)
+    if [ "$mode" = ready ]; then probe_http "$port" /readyz; else probe_http "$port" /healthz; fi
     exit $?
 fi
 echo "belfry-probe: neither belfry-gateway nor belfry-broker is running" >&2
