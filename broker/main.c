@@ -149,10 +149,7 @@ static void s_on_hup(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     (void)arg;
-    if (log_reopen() < 0)
-        log_error("event=log_reopen_failed reason=\"%s\"", strerror(errno));
-    else
-        log_info("event=log_reopened");
+    log_rotate();
 }
 
 /* Publishes every held row, in order, and stops holding. */

@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "prom.h"
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -29,15 +31,6 @@
 static const double s_batch_bounds[OBS_BATCH_NB] = OBS_BATCH_BOUNDS;
 static const double s_lag_bounds[OBS_LAG_NB] = OBS_LAG_BOUNDS;
 
-/* A histogram: per-bucket counts (not cumulative; +Inf last), sum, count. */
-typedef struct {
-    const double *bounds;       /* upper bounds, nb of them */
-    size_t nb;
-    uint64_t bucket[OBS_LAG_NB + 1 > OBS_BATCH_NB + 1 ? OBS_LAG_NB + 1 : OBS_BATCH_NB + 1];
-    double sum;
-    uint64_t count;
-} s_hist_t;
-
 struct obs {
     struct event_base *base;    /* the loop */
     obs_snapshot_fn fn;         /* fills a snapshot */
@@ -46,56 +39,13 @@ struct obs {
     struct evhttp_bound_socket *bound;  /* the listening socket */
     uint16_t port;              /* bound port */
     time_t started;             /* process start, for start_time_seconds */
-    s_hist_t batch;             /* rows per non-empty batch */
-    s_hist_t lag;               /* created_at to publish, seconds */
+    prom_hist_t batch;             /* rows per non-empty batch */
+    prom_hist_t lag;               /* created_at to publish, seconds */
     double last_lag;            /* lag of the newest row published, seconds */
     uint64_t http_requests;     /* HTTP requests answered */
 };
 
-static void s_hist_init(s_hist_t *h, const double *bounds, size_t nb)
-{
-    memset(h, 0, sizeof *h);
-    h->bounds = bounds;
-    h->nb = nb;
-}
-
-static void s_hist_observe(s_hist_t *h, double v)
-{
-    size_t i = 0;
-    while (i < h->nb && v > h->bounds[i])
-        i++;
-    h->bucket[i]++;
-    h->sum += v;
-    h->count++;
-}
-
 /* ---- rendering ------------------------------------------------------------ */
-
-static void s_head(struct evbuffer *b, const char *name, const char *type, const char *help)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void s_u64(struct evbuffer *b, const char *name, const char *type, const char *help,
-                  uint64_t v)
-{
-    s_head(b, name, type, help);
-    evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)v);
-}
-
-static void s_hist(struct evbuffer *b, const char *name, const char *help, const s_hist_t *h)
-{
-    s_head(b, name, "histogram", help);
-    uint64_t cum = 0;
-    for (size_t i = 0; i < h->nb; i++) {
-        cum += h->bucket[i];
-        evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
-                            (unsigned long long)cum);
-    }
-    cum += h->bucket[h->nb];
-    evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
-                        (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->count);
-}
 
 /* The label value of an op name: only [a-z_] is expected; anything else
  * becomes '_' so the output always parses. */
@@ -125,82 +75,82 @@ int obs_render(obs_t *self, struct evbuffer *b)
     s_snapshot(self, &st);
     size_t before = evbuffer_get_length(b);
 
-    s_u64(b, "belfry_broker_leader", "gauge",
+    prom_u64(b, "belfry_broker_leader", "gauge",
           "1 while this broker holds the leader lock and streams rows.", (uint64_t)st.leader);
-    s_u64(b, "belfry_broker_standby", "gauge",
+    prom_u64(b, "belfry_broker_standby", "gauge",
           "1 while connected to PostgreSQL and another broker leads.", (uint64_t)st.standby);
-    s_u64(b, "belfry_broker_db_connected", "gauge",
+    prom_u64(b, "belfry_broker_db_connected", "gauge",
           "1 while the cursor connection to PostgreSQL is up.", (uint64_t)st.db_connected);
-    s_u64(b, "belfry_broker_rpc_db_connections", "gauge",
+    prom_u64(b, "belfry_broker_rpc_db_connections", "gauge",
           "RPC pool connections to PostgreSQL that are up.", (uint64_t)st.rpc_db_connected);
-    s_u64(b, "belfry_broker_rpc_db_connections_max", "gauge",
+    prom_u64(b, "belfry_broker_rpc_db_connections_max", "gauge",
           "RPC pool size (--rpc-db-conns).", (uint64_t)st.rpc_db_conns);
-    s_u64(b, "belfry_broker_fanout_ready", "gauge",
+    prom_u64(b, "belfry_broker_fanout_ready", "gauge",
           "1 while the fan-out transport can carry messages.", (uint64_t)st.fanout_ready);
-    s_u64(b, "belfry_broker_published_messages_total", "counter",
+    prom_u64(b, "belfry_broker_published_messages_total", "counter",
           "Rows published on the fan-out.", st.published);
-    s_u64(b, "belfry_broker_published_bytes_total", "counter",
+    prom_u64(b, "belfry_broker_published_bytes_total", "counter",
           "Envelope bytes published on the fan-out.", st.published_bytes);
-    s_u64(b, "belfry_broker_publish_errors_total", "counter",
+    prom_u64(b, "belfry_broker_publish_errors_total", "counter",
           "Rows and heartbeats the fan-out refused or could not encode.", st.publish_errors);
-    s_u64(b, "belfry_broker_batch_reads_total", "counter",
+    prom_u64(b, "belfry_broker_batch_reads_total", "counter",
           "Batch reads committed, empty ones included.", st.reads);
-    s_u64(b, "belfry_broker_batches_total", "counter", "Non-empty batches read.", st.batches);
-    s_u64(b, "belfry_broker_rows_read_total", "counter", "Rows read from PostgreSQL.", st.rows);
-    s_hist(b, "belfry_broker_batch_rows", "Rows per non-empty batch.", &self->batch);
-    s_head(b, "belfry_broker_lag_seconds", "gauge",
+    prom_u64(b, "belfry_broker_batches_total", "counter", "Non-empty batches read.", st.batches);
+    prom_u64(b, "belfry_broker_rows_read_total", "counter", "Rows read from PostgreSQL.", st.rows);
+    prom_hist(b, "belfry_broker_batch_rows", "Rows per non-empty batch.", &self->batch);
+    prom_head(b, "belfry_broker_lag_seconds", "gauge",
            "Seconds from created_at of the newest published row to its publication.");
     evbuffer_add_printf(b, "belfry_broker_lag_seconds %.6f\n", self->last_lag);
-    s_hist(b, "belfry_broker_publish_lag_seconds",
+    prom_hist(b, "belfry_broker_publish_lag_seconds",
            "Seconds from a row's created_at to its publication.", &self->lag);
-    s_u64(b, "belfry_broker_last_seq", "gauge",
+    prom_u64(b, "belfry_broker_last_seq", "gauge",
           "Last published seq (the cursor position before the first row).", st.last_seq);
-    s_u64(b, "belfry_broker_ring_messages", "gauge",
+    prom_u64(b, "belfry_broker_ring_messages", "gauge",
           "Published messages kept in memory for replays.", st.ring_msgs);
-    s_u64(b, "belfry_broker_ring_bytes", "gauge", "Bytes of the ring (topics + envelopes).",
+    prom_u64(b, "belfry_broker_ring_bytes", "gauge", "Bytes of the ring (topics + envelopes).",
           st.ring_bytes);
-    s_u64(b, "belfry_broker_ring_first_seq", "gauge", "Lowest seq in the ring (0: empty).",
+    prom_u64(b, "belfry_broker_ring_first_seq", "gauge", "Lowest seq in the ring (0: empty).",
           st.ring_first);
-    s_u64(b, "belfry_broker_oldest_seq", "gauge",
+    prom_u64(b, "belfry_broker_oldest_seq", "gauge",
           "Lowest `after` a replay or recovery accepts (0: not known yet).", st.oldest);
 
     char lab[64];
-    s_head(b, "belfry_broker_rpc_requests_total", "counter", "RPC requests received, by op.");
+    prom_head(b, "belfry_broker_rpc_requests_total", "counter", "RPC requests received, by op.");
     for (size_t i = 0; i < st.nops; i++) {
         s_label(lab, sizeof lab, st.ops[i].name);
         evbuffer_add_printf(b, "belfry_broker_rpc_requests_total{op=\"%s\"} %llu\n", lab,
                             (unsigned long long)st.ops[i].requests);
     }
-    s_head(b, "belfry_broker_rpc_errors_total", "counter", "RPC error replies sent, by op.");
+    prom_head(b, "belfry_broker_rpc_errors_total", "counter", "RPC error replies sent, by op.");
     for (size_t i = 0; i < st.nops; i++) {
         s_label(lab, sizeof lab, st.ops[i].name);
         evbuffer_add_printf(b, "belfry_broker_rpc_errors_total{op=\"%s\"} %llu\n", lab,
                             (unsigned long long)st.ops[i].errors);
     }
-    s_u64(b, "belfry_broker_rpc_malformed_total", "counter",
+    prom_u64(b, "belfry_broker_rpc_malformed_total", "counter",
           "RPC messages dropped unanswered (not a map with an integer id).", st.rpc_malformed);
-    s_u64(b, "belfry_broker_rpc_queue_length", "gauge",
+    prom_u64(b, "belfry_broker_rpc_queue_length", "gauge",
           "RPC queries waiting for a database connection.", st.rpc_queue);
-    s_u64(b, "belfry_broker_db_connects_total", "counter",
+    prom_u64(b, "belfry_broker_db_connects_total", "counter",
           "Cursor connections to PostgreSQL completed.", st.db_connects);
-    s_u64(b, "belfry_broker_db_reconnects_total", "counter",
+    prom_u64(b, "belfry_broker_db_reconnects_total", "counter",
           "Cursor connection losses and failed attempts (each followed by a reconnect).",
           st.db_reconnects);
-    s_u64(b, "belfry_broker_retention_prunes_total", "counter", "Retention prunes completed.",
+    prom_u64(b, "belfry_broker_retention_prunes_total", "counter", "Retention prunes completed.",
           st.prunes);
-    s_u64(b, "belfry_broker_retention_prune_failures_total", "counter",
+    prom_u64(b, "belfry_broker_retention_prune_failures_total", "counter",
           "Retention prunes that failed.", st.prune_failures);
-    s_u64(b, "belfry_broker_pruned_batches_total", "counter",
+    prom_u64(b, "belfry_broker_pruned_batches_total", "counter",
           "belfry_batches rows deleted by retention.", st.pruned_batches);
-    s_u64(b, "belfry_broker_pruned_sessions_total", "counter",
+    prom_u64(b, "belfry_broker_pruned_sessions_total", "counter",
           "belfry_sessions rows deleted by retention.", st.pruned_sessions);
-    s_u64(b, "belfry_broker_held_rows", "gauge",
+    prom_u64(b, "belfry_broker_held_rows", "gauge",
           "Rows held at a start of leadership until the ring preload is done.", st.held_rows);
-    s_u64(b, "belfry_broker_leadership_terms_total", "counter",
+    prom_u64(b, "belfry_broker_leadership_terms_total", "counter",
           "Leadership terms this process started.", st.leader_terms);
-    s_u64(b, "belfry_broker_http_requests_total", "counter",
+    prom_u64(b, "belfry_broker_http_requests_total", "counter",
           "Requests answered on the HTTP endpoint.", self->http_requests);
-    s_u64(b, "belfry_broker_start_time_seconds", "gauge", "Process start, Unix time.",
+    prom_u64(b, "belfry_broker_start_time_seconds", "gauge", "Process start, Unix time.",
           (uint64_t)self->started);
     /* evbuffer_add_printf fails only on allocation failure; a short output
      * is detected by its missing last line. */
@@ -326,8 +276,8 @@ obs_t *obs_new(struct event_base *base, obs_snapshot_fn fn, void *ctx)
     self->fn = fn;
     self->ctx = ctx;
     self->started = time(NULL);
-    s_hist_init(&self->batch, s_batch_bounds, OBS_BATCH_NB);
-    s_hist_init(&self->lag, s_lag_bounds, OBS_LAG_NB);
+    prom_hist_init(&self->batch, s_batch_bounds, OBS_BATCH_NB);
+    prom_hist_init(&self->lag, s_lag_bounds, OBS_LAG_NB);
     return self;
 }
 
@@ -398,12 +348,12 @@ void obs_destroy(obs_t **self_p)
 
 void obs_on_batch(obs_t *self, uint64_t rows)
 {
-    s_hist_observe(&self->batch, (double)rows);
+    prom_hist_observe(&self->batch, (double)rows);
 }
 
 void obs_on_published(obs_t *self, int64_t lag_us)
 {
     double s = lag_us > 0 ? (double)lag_us / 1e6 : 0.0;
     self->last_lag = s;
-    s_hist_observe(&self->lag, s);
+    prom_hist_observe(&self->lag, s);
 }

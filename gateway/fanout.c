@@ -40,7 +40,7 @@
 
 static const char HB_TOPIC[] = "\x01hb";    /* + the NUL: 4 bytes */
 
-const double fanout_lat_bounds[FANOUT_LAT_BUCKETS] = {
+static const double s_lat_bounds[] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 
@@ -94,11 +94,7 @@ static void s_latency(fanout_t *f, int64_t ts_us)
     double lat = (double)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - ts_us) / 1e6;
     if (lat < 0)
         lat = 0;
-    f->stats.lat_count++;
-    f->stats.lat_sum_s += lat;
-    for (int i = 0; i < FANOUT_LAT_BUCKETS; i++)
-        if (lat <= fanout_lat_bounds[i])
-            f->stats.lat_bucket[i]++;
+    prom_hist_observe(&f->stats.latency, lat);
 }
 
 /* ---- encoding ------------------------------------------------------------ */
@@ -637,6 +633,7 @@ fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
     if (!f)
         return NULL;
     f->gw = gw;
+    prom_hist_init(&f->stats.latency, s_lat_bounds, sizeof s_lat_bounds / sizeof s_lat_bounds[0]);
     bus_config_t bc = {
         .zmq_endpoints = pub_endpoints,
         .zmq_ctx = gw->zctx,

@@ -25,6 +25,7 @@
 #include "envelope.h"
 #include "pkt.h"
 #include "bus.h"
+#include "prom.h"
 
 /* Connects to the comma-separated endpoints using gw->zctx. NULL with a
  * logged reason on failure (bad endpoint, ZeroMQ error). */
@@ -48,15 +49,9 @@ typedef struct {
     uint64_t resyncs;           //  Rooms found behind by a positions check
     uint64_t duplicates;        //  Messages dropped as already delivered
     uint64_t replay_failures;   //  Replays that could not be completed
-    /* created_at -> queued to clients, for live (not replayed) messages */
-#define FANOUT_LAT_BUCKETS 13
-    uint64_t lat_bucket[FANOUT_LAT_BUCKETS];    //  Count at or below each bound
-    uint64_t lat_count;
-    double lat_sum_s;
+    prom_hist_t latency;        //  created_at -> queued to clients, live messages (seconds)
 } fanout_stats_t;
 
-/* Upper bounds of the latency buckets, seconds. */
-extern const double fanout_lat_bounds[FANOUT_LAT_BUCKETS];
 const fanout_stats_t *fanout_stats(const fanout_t *self);
 /* The transport's own counters (common/bus.h). */
 void fanout_bus_stats(const fanout_t *self, bus_stats_t *out);

@@ -4,17 +4,11 @@
 #include "rooms.h"
 #include "fanout.h"
 #include "upstream.h"
+#include "prom.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
-
-static void s_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
-                     uint64_t value)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                        (unsigned long long)value);
-}
 
 void metrics_serve(gw_t *gw, conn_t *c)
 {
@@ -24,31 +18,30 @@ void metrics_serve(gw_t *gw, conn_t *c)
         return;
     }
     const gw_stats_t *st = &gw->stats;
-    s_metric(b, "belfry_gateway_connections_total", "counter", "TCP connections accepted.",
+    prom_u64(b, "belfry_gateway_connections_total", "counter", "TCP connections accepted.",
              st->connections_total);
-    s_metric(b, "belfry_gateway_connections", "gauge", "TCP connections open.",
+    prom_u64(b, "belfry_gateway_connections", "gauge", "TCP connections open.",
              st->connections_open);
-    s_metric(b, "belfry_gateway_sessions", "gauge", "Engine.IO sessions open.", st->sessions_open);
-    s_metric(b, "belfry_gateway_rooms", "gauge", "Rooms with members on this gateway.",
+    prom_u64(b, "belfry_gateway_sessions", "gauge", "Engine.IO sessions open.", st->sessions_open);
+    prom_u64(b, "belfry_gateway_rooms", "gauge", "Rooms with members on this gateway.",
              rooms_count(gw->rooms));
-    s_metric(b, "belfry_gateway_websocket_upgrades_total", "counter",
+    prom_u64(b, "belfry_gateway_websocket_upgrades_total", "counter",
              "WebSocket handshakes completed.", st->ws_upgrades);
-    s_metric(b, "belfry_gateway_messages_in_total", "counter",
+    prom_u64(b, "belfry_gateway_messages_in_total", "counter",
              "Messages received from the fan-out.", st->messages_in);
-    s_metric(b, "belfry_gateway_messages_out_total", "counter",
+    prom_u64(b, "belfry_gateway_messages_out_total", "counter",
              "Engine.IO packets queued to clients.", st->messages_out);
-    s_metric(b, "belfry_gateway_bytes_out_total", "counter", "Bytes queued to clients.",
+    prom_u64(b, "belfry_gateway_bytes_out_total", "counter", "Bytes queued to clients.",
              st->bytes_out);
-    s_metric(b, "belfry_gateway_auth_failures_total", "counter",
+    prom_u64(b, "belfry_gateway_auth_failures_total", "counter",
              "Refused authentications and room joins.", st->auth_failures);
-    s_metric(b, "belfry_gateway_protocol_errors_total", "counter",
+    prom_u64(b, "belfry_gateway_protocol_errors_total", "counter",
              "Malformed HTTP, WebSocket, Engine.IO or Socket.IO input.", st->protocol_errors);
-    s_metric(b, "belfry_gateway_slow_consumer_disconnects_total", "counter",
+    prom_u64(b, "belfry_gateway_slow_consumer_disconnects_total", "counter",
              "Clients dropped at their output buffer limit.", st->slow_consumer_drops);
-    s_metric(b, "belfry_gateway_bad_envelopes_total", "counter",
+    prom_u64(b, "belfry_gateway_bad_envelopes_total", "counter",
              "Undecodable messages from the fan-out.", st->bad_envelopes);
-    evbuffer_add_printf(b, "# HELP belfry_gateway_limit_refusals_total Requests refused by a limit.\n"
-                           "# TYPE belfry_gateway_limit_refusals_total counter\n");
+    prom_head(b, "belfry_gateway_limit_refusals_total", "counter", "Requests refused by a limit.");
     const struct { const char *limit; uint64_t v; } lim[] = {
         { "max_connections", st->limit_conn_total }, { "max_conn_per_ip", st->limit_conn_ip },
         { "events_per_sec", st->limit_rate }, { "max_inflight", st->limit_inflight },
@@ -58,45 +51,36 @@ void metrics_serve(gw_t *gw, conn_t *c)
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
         evbuffer_add_printf(b, "belfry_gateway_limit_refusals_total{limit=\"%s\"} %llu\n", lim[i].limit,
                             (unsigned long long)lim[i].v);
-    s_metric(b, "belfry_gateway_token_expired_total", "counter",
+    prom_u64(b, "belfry_gateway_token_expired_total", "counter",
              "Sockets disconnected because their token expired.", st->token_expired);
     const fanout_stats_t *fs = fanout_stats(gw->fanout);
-    s_metric(b, "belfry_gateway_gaps_total", "counter",
+    prom_u64(b, "belfry_gateway_gaps_total", "counter",
              "Broken prev links detected in the fan-out.", fs->gaps);
-    s_metric(b, "belfry_gateway_replayed_total", "counter",
+    prom_u64(b, "belfry_gateway_replayed_total", "counter",
              "Messages delivered from broker replays.", fs->replayed);
-    s_metric(b, "belfry_gateway_resyncs_total", "counter",
+    prom_u64(b, "belfry_gateway_resyncs_total", "counter",
              "Rooms found behind by a positions check.", fs->resyncs);
-    s_metric(b, "belfry_gateway_duplicates_total", "counter",
+    prom_u64(b, "belfry_gateway_duplicates_total", "counter",
              "Messages dropped as already delivered.", fs->duplicates);
-    s_metric(b, "belfry_gateway_replay_failures_total", "counter",
+    prom_u64(b, "belfry_gateway_replay_failures_total", "counter",
              "Replays that could not be completed.", fs->replay_failures);
-    s_metric(b, "belfry_gateway_broker_ready", "gauge",
+    prom_u64(b, "belfry_gateway_broker_ready", "gauge",
              "1 when a leading broker answers and the fan-out is connected.",
              (uint64_t)(fanout_ready(gw->fanout) && up_ready(gw->upstream)));
     bus_stats_t bs;
     fanout_bus_stats(gw->fanout, &bs);
-    s_metric(b, "belfry_gateway_fanout_received_total", "counter",
+    prom_u64(b, "belfry_gateway_fanout_received_total", "counter",
              "Messages received from the fan-out transport.", bs.received);
-    s_metric(b, "belfry_gateway_fanout_malformed_total", "counter",
+    prom_u64(b, "belfry_gateway_fanout_malformed_total", "counter",
              "Fan-out messages dropped as not ours (frames, channel, subject).", bs.malformed);
-    s_metric(b, "belfry_gateway_fanout_dropped_total", "counter",
+    prom_u64(b, "belfry_gateway_fanout_dropped_total", "counter",
              "Fan-out messages dropped by a full transport queue.", bs.dropped);
-    s_metric(b, "belfry_gateway_fanout_reconnects_total", "counter",
+    prom_u64(b, "belfry_gateway_fanout_reconnects_total", "counter",
              "Fan-out transport connections (re)established.", bs.connects);
-    s_metric(b, "belfry_gateway_fanout_errors_total", "counter",
+    prom_u64(b, "belfry_gateway_fanout_errors_total", "counter",
              "Fan-out transport failures (connect, subscribe, server errors).", bs.errors);
-    evbuffer_add_printf(b, "# HELP belfry_gateway_delivery_latency_seconds Row created_at to "
-                           "queued for clients, live messages.\n"
-                           "# TYPE belfry_gateway_delivery_latency_seconds histogram\n");
-    for (int i = 0; i < FANOUT_LAT_BUCKETS; i++)
-        evbuffer_add_printf(b, "belfry_gateway_delivery_latency_seconds_bucket{le=\"%g\"} %llu\n",
-                            fanout_lat_bounds[i], (unsigned long long)fs->lat_bucket[i]);
-    evbuffer_add_printf(b, "belfry_gateway_delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
-                           "belfry_gateway_delivery_latency_seconds_sum %.6f\n"
-                           "belfry_gateway_delivery_latency_seconds_count %llu\n",
-                        (unsigned long long)fs->lat_count, fs->lat_sum_s,
-                        (unsigned long long)fs->lat_count);
+    prom_hist(b, "belfry_gateway_delivery_latency_seconds",
+              "Row created_at to queued for clients, live messages.", &fs->latency);
     size_t n = evbuffer_get_length(b);
     conn_http_reply(c, 200, "text/plain; version=0.0.4", NULL, evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
