@@ -562,6 +562,10 @@ describe('the compose topology in network namespaces', { skip: !IS_ROOT && 'need
       assert.equal(probe(h, 'http', '8080', '/nope').status, 1, `${h} 404 is unhealthy`);
     }
     for (const h of ['broker-a', 'broker-b']) {
+      // (auto mode finds the program in /proc: here every namespace shares one
+      // PID namespace, unlike containers, so the broker's port is named)
+      assert.equal(probe(h, 'http', '9100', '/healthz').status, 0, `${h} /healthz on BELFRY_HTTP`);
+      assert.equal(probe(h, 'http', '9100', '/readyz').status, 0, `${h} /readyz (leader or standby, database up)`);
       assert.equal(probe(h, 'tcp', '5556').status, 0, h);
       assert.equal(probe(h, 'tcp', '5599').status, 1, `${h}: nothing on 5599`);
     }
