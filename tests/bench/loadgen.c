@@ -479,10 +479,23 @@ static int s_json_int(const char *data, size_t len, const char *key, int64_t *v)
     return 0;
 }
 
+/* 1 if the event (the JSON array after the packet header) is one of the
+ * notification center's own (`unread` on connect, `read`), not a row. */
+static int s_center_event(const char *d, size_t len)
+{
+    while (len && (*d == ' ' || *d == '[')) {
+        d++;
+        len--;
+    }
+    return (len >= 8 && memcmp(d, "\"unread\"", 8) == 0) || (len >= 6 && memcmp(d, "\"read\"", 6) == 0);
+}
+
 static void s_on_event(conn_t *c, const char *d, size_t len)
 {
     worker_t *w = c->w;
     int64_t now = s_now_us(), ts, n, st = 0;
+    if (s_center_event(d, len))
+        return;                 /* not a row: neither counted nor timed */
     w->r.messages++;
     if (w->r.t_first_msg == 0)
         w->r.t_first_msg = now;
