@@ -407,6 +407,7 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
             fr->last = o ? o->via.u64 : f->head;
             fr->unknown_ok = 1;
             s_flush_queue(f, fr);
+            sock_room_positioned(fr->room);
             continue;
         }
         if (!o)
@@ -475,6 +476,7 @@ static void s_check(fanout_t *f, int only_fresh)
                 fr->positioning = 0;
                 fr->last = f->head;
                 s_flush_queue(f, fr);
+                sock_room_positioned(room);
             }
         }
         return;
@@ -696,4 +698,10 @@ const fanout_stats_t *fanout_stats(const fanout_t *self)
 void fanout_bus_stats(const fanout_t *self, bus_stats_t *out)
 {
     bus_stats(self->bus, out);
+}
+
+int fanout_room_positioning(const room_t *room)
+{
+    const fo_room_t *fr = room_data(room);
+    return fr && fr->positioning;
 }

@@ -35,6 +35,9 @@ void fanout_destroy(fanout_t **self_p);
 void fanout_room_sub(void *arg, room_t *room, int subscribe);
 /* upstream epoch callback: a new leader; check every room. */
 void fanout_on_epoch(void *arg, const char *epoch, size_t len);
+/* 1 while a freshly subscribed room waits for its position (clone pattern):
+ * a socket's CONNECT completes only after its rooms are positioned. */
+int fanout_room_positioning(const room_t *room);
 /* 1 when a broker is connected to the fan-out socket. */
 int fanout_ready(const fanout_t *self);
 /* Encodes message m as the Engine.IO packet clients receive:

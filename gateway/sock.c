@@ -369,6 +369,10 @@ static void s_arm_expiry(sock_t *k, const json_t *claims)
     event_add(k->expiry, &tv);
 }
 
+enum { JOIN_NONE = 0, JOIN_CONNECT, JOIN_RECOVER, JOIN_MORE };
+static int s_rooms_positioning(const sock_t *k);
+static void s_after_join(sock_t *k, int next);
+
 static void s_new_pid(sock_t *k)
 {
     rid_b64url(k->pid, 12);
@@ -489,6 +493,8 @@ static void s_recover_reply(void *arg, const msgpack_object *reply, const char *
     }
     if (s_recover_msgs(k, reply))
         s_recover_more(k);
+    else if (s_rooms_positioning(k))
+        s_after_join(k, JOIN_MORE);     /* rooms joined just now: their positions first */
     else
         s_connected(k);
 }
@@ -511,6 +517,56 @@ static void s_recover(sock_t *k, const char *pid, size_t pid_len, uint64_t after
     up_pack_str(pk, "after", 5);
     msgpack_pack_uint64(pk, after);
     up_send(gw->upstream, s_recover_reply, k, k, gw->cfg.rpc_timeout_ms);
+}
+
+/* 1 while a room of the socket waits for its position. */
+static int s_rooms_positioning(const sock_t *k)
+{
+    for (size_t i = 0; i < k->nrooms; i++)
+        if (fanout_room_positioning(k->rooms[i].room))
+            return 1;
+    return 0;
+}
+
+static void s_join_continue(sock_t *k, int next)
+{
+    switch (next) {
+    case JOIN_RECOVER:
+        s_recover(k, k->join_pid, strlen(k->join_pid), k->join_after);
+        break;
+    case JOIN_MORE:
+        s_recover_more(k);      /* covers what the rooms' positions dropped */
+        break;
+    default:
+        s_connected(k);
+    }
+}
+
+/* Goes on with `next` once every room of the socket is positioned (clone
+ * pattern: only then does "after the CONNECT" have a well-defined start);
+ * deliveries are held meanwhile. */
+static void s_after_join(sock_t *k, int next)
+{
+    if (!s_rooms_positioning(k)) {
+        s_join_continue(k, next);
+        return;
+    }
+    k->join_next = next;
+    k->recovering = 1;
+}
+
+void sock_room_positioned(room_t *room)
+{
+    size_t n = room_size(room);
+    void *const *members = room_members(room);
+    for (size_t i = 0; i < n; i++) {
+        sock_t *k = members[i];
+        if (!k->join_next || k->sess->closed || s_rooms_positioning(k))
+            continue;
+        int next = k->join_next;
+        k->join_next = JOIN_NONE;
+        s_join_continue(k, next);
+    }
 }
 
 /* The recovery request in a CONNECT payload: {"pid": str, "offset": str of
@@ -627,14 +683,17 @@ static int s_connect(session_t *s, const sio_packet_t *p)
     size_t pid_len;
     uint64_t after;
     if (gw->cfg.recovery && auth && s_recovery_request(auth, &pid, &pid_len, &after)) {
-        s_recover(k, pid, pid_len, after);
+        memcpy(k->join_pid, pid, pid_len);
+        k->join_pid[pid_len] = 0;
+        k->join_after = after;
         json_decref(auth);
+        s_after_join(k, JOIN_RECOVER);
         return 0;
     }
     json_decref(auth);
     if (gw->cfg.recovery)
         s_new_pid(k);
-    s_connected(k);
+    s_after_join(k, JOIN_CONNECT);
     return 0;
 }
 

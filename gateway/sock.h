@@ -31,7 +31,10 @@ struct sock {
     json_t *allowed_rooms;      //  The token's "rooms" claim (array), or NULL
     json_t *publish_rooms;      //  The token's "publish" claim (array), or NULL
     char pid[24];               //  Recovery id (connection-state recovery), "" if off
-    int recovering;             //  CONNECT pending on a recovery: deliveries are held
+    int recovering;             //  CONNECT pending (recovery, or rooms being positioned): deliveries are held
+    int join_next;              //  What to do once every room of the socket is positioned
+    char join_pid[24];          //  The recovery request waiting for it
+    uint64_t join_after;
     struct held *held;          //  Deliveries held while recovering (oldest first)
     struct held *held_tail;
     uint64_t recovered_to;      //  Last seq sent by the recovery replay
@@ -51,6 +54,10 @@ int sock_on_message(session_t *s, const char *data, size_t len);
 int sock_on_binary(session_t *s, const void *data, size_t len);
 /* Leaves all rooms and frees every socket of the session. */
 void sock_destroy_all(session_t *s);
+
+/* A freshly subscribed room got its position (fanout): the sockets that
+ * waited for it to complete their CONNECT go on. */
+void sock_room_positioned(room_t *room);
 
 /* Sends DISCONNECT for the socket's namespace and removes the socket (the
  * client sees "io server disconnect"). */
