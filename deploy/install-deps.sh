@@ -34,8 +34,10 @@ if [ "$want_node" -eq 1 ]; then
 fi
 if [ "$want_node" -eq 1 ]; then
     # tests/integration/deploy.test.js: `docker-compose config` (no Docker
-    # engine needed), nginx (the load balancer) and iproute2 (ip netns).
-    for p in docker-compose nginx-light iproute2; do
+    # engine needed), nginx (the load balancer) and iproute2 (ip netns);
+    # python3-requests: python-engineio's long-polling; clang and its
+    # runtime: the libFuzzer targets (tests/fuzz/ci.sh).
+    for p in docker-compose nginx-light iproute2 python3-requests clang libclang-rt-14-dev; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
     done
 fi

@@ -81,6 +81,17 @@ for variant in normal sanitize; do
     fi
 done
 
+# Fuzzing: every libFuzzer target (ASan+UBSan) replays its corpus and the
+# regressions, then runs briefly (docs/fuzzing.md; `make fuzz` for longer).
+fuzz_step() {
+    if FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-8} sh tests/fuzz/ci.sh; then
+        echo "fuzz: 1 passed, 0 failed"
+    else
+        echo "fuzz: 0 passed, 1 failed"; return 1
+    fi
+}
+step "fuzz (libFuzzer, short runs)" fuzz fuzz_step
+
 say "done"
 [ -n "$failed_steps" ] && echo "failed steps:${failed_steps#;}"
 echo "all: $pass passed, $fail failed"
