@@ -252,6 +252,8 @@ static ssize_t s_room_index(const sock_t *k, const char *key, size_t klen)
     return -1;
 }
 
+static void s_drop_join_acks(sock_t *k, const room_t *room);
+
 int sock_join(sock_t *k, const char *room, size_t room_len)
 {
     char key[1024];
@@ -290,6 +292,7 @@ int sock_leave(sock_t *k, const char *room, size_t room_len)
     ssize_t i = s_room_index(k, key, (size_t)kl);
     if (i < 0)
         return 1;
+    s_drop_join_acks(k, k->rooms[i].room);
     rooms_leave(k->sess->gw->rooms, &k->rooms[i]);
     k->nrooms--;
     if ((size_t)i != k->nrooms) {
@@ -561,6 +564,16 @@ void sock_room_positioned(room_t *room)
     void *const *members = room_members(room);
     for (size_t i = 0; i < n; i++) {
         sock_t *k = members[i];
+        for (size_t j = 0; j < k->njoin_acks;) {
+            if (k->join_acks[j].room != room) {
+                j++;
+                continue;
+            }
+            int64_t ack = k->join_acks[j].ack;
+            k->join_acks[j] = k->join_acks[--k->njoin_acks];
+            if (!k->sess->closed)
+                sock_ack_json(k, ack, json_pack("{s:b}", "ok", 1));
+        }
         if (!k->join_next || k->sess->closed || s_rooms_positioning(k))
             continue;
         int next = k->join_next;
@@ -791,8 +804,29 @@ static void s_join_leave(sock_t *k, int join, const char *args, size_t args_len,
     }
     if (rc == 0)
         center_session_put(k);
-    if (ack_id >= 0)
-        sock_ack_json(k, ack_id, json_pack("{s:b}", "ok", 1));
+    if (ack_id < 0)
+        return;
+    /* a room subscribed just now: its messages start at its position, so
+     * the ack (the client's "joined") waits for it, as a CONNECT does */
+    room_t *r = join && rc == 0 ? k->rooms[k->nrooms - 1].room : NULL;
+    if (r && fanout_room_positioning(r) && k->njoin_acks < SOCK_MAX_JOIN_ACKS) {
+        k->join_acks[k->njoin_acks].room = r;
+        k->join_acks[k->njoin_acks].ack = ack_id;
+        k->njoin_acks++;
+        return;
+    }
+    sock_ack_json(k, ack_id, json_pack("{s:b}", "ok", 1));
+}
+
+/* Forgets the join acks waiting for room (the socket left it). */
+static void s_drop_join_acks(sock_t *k, const room_t *room)
+{
+    for (size_t i = 0; i < k->njoin_acks;) {
+        if (k->join_acks[i].room == room)
+            k->join_acks[i] = k->join_acks[--k->njoin_acks];
+        else
+            i++;
+    }
 }
 
 static int64_t s_now_ms(void)

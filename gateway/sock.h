@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #define SOCK_MAX_ACKS_OUT 8
+#define SOCK_MAX_JOIN_ACKS 8
 
 struct sock {
     session_t *sess;            //  Engine.IO session it rides on
@@ -35,6 +36,8 @@ struct sock {
     int join_next;              //  What to do once every room of the socket is positioned
     char join_pid[24];          //  The recovery request waiting for it
     uint64_t join_after;
+    struct { room_t *room; int64_t ack; } join_acks[SOCK_MAX_JOIN_ACKS];
+    size_t njoin_acks;          //  `join` acks waiting for their room's position
     struct held *held;          //  Deliveries held while recovering (oldest first)
     struct held *held_tail;
     uint64_t recovered_to;      //  Last seq sent by the recovery replay
