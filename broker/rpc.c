@@ -14,6 +14,7 @@
  *  them.
  */
 #include "rpc.h"
+#include "envelope.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -119,7 +120,9 @@ int rpc_handle(const void *req, size_t len, const rpc_status_t *st,
     const msgpack_object *id = NULL, *op = NULL;
 
     msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, req, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+    /* a peer's counts must be backed by bytes before msgpack-c allocates */
+    if (env_msgpack_check(req, len) < 0 ||
+        msgpack_unpack_next(&u, req, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         goto done;
     if (u.data.type != MSGPACK_OBJECT_MAP)
         goto done;
@@ -244,7 +247,7 @@ rpc_req_t *rpc_parse(const void *body, size_t len, const char **err)
     rpc_req_t *req = NULL;
     msgpack_unpacked_init(&u);
     *err = "bad request";
-    if (len > RPC_MSG_MAX ||
+    if (len > RPC_MSG_MAX || env_msgpack_check(body, len) < 0 ||
         msgpack_unpack_next(&u, body, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
         u.data.type != MSGPACK_OBJECT_MAP)
         goto fail_early;
@@ -530,7 +533,8 @@ static int s_serve_one(rpc_t *self)
         msgpack_unpacked u;
         size_t off = 0;
         msgpack_unpacked_init(&u);
-        if (msgpack_unpack_next(&u, body, blen, &off) == MSGPACK_UNPACK_SUCCESS &&
+        if (env_msgpack_check(body, blen) == 0 &&
+            msgpack_unpack_next(&u, body, blen, &off) == MSGPACK_UNPACK_SUCCESS &&
             u.data.type == MSGPACK_OBJECT_MAP) {
             const msgpack_object *id = s_field(&u.data, "id");
             int op = s_op_of(s_field(&u.data, "op"));

@@ -583,7 +583,8 @@ static void s_heartbeat(fanout_t *f, const void *body, size_t blen)
     msgpack_unpacked_init(&u);
     size_t off = 0;
     uint64_t seq;
-    if (blen < 4096 && msgpack_unpack_next(&u, body, blen, &off) == MSGPACK_UNPACK_SUCCESS &&
+    if (blen < 4096 && env_msgpack_check(body, blen) == 0 &&
+        msgpack_unpack_next(&u, body, blen, &off) == MSGPACK_UNPACK_SUCCESS &&
         up_get_u64(&u.data, "seq", &seq) == 0 && seq > f->head)
         f->head = seq;
     msgpack_unpacked_destroy(&u);

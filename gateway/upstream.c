@@ -11,6 +11,7 @@
 #include "upstream.h"
 #include "map.h"
 #include "log.h"
+#include "envelope.h"
 
 #include <zmq.h>
 #include <stdlib.h>
@@ -304,6 +305,7 @@ static void s_recv_cb(evutil_socket_t fd, short what, void *arg)
         size_t off = 0;
         uint64_t id;
         if (zmq_msg_size(&m) <= UP_REPLY_MAX &&
+            env_msgpack_check(zmq_msg_data(&m), zmq_msg_size(&m)) == 0 &&
             msgpack_unpack_next(&u, zmq_msg_data(&m), zmq_msg_size(&m), &off) ==
                 MSGPACK_UNPACK_SUCCESS &&
             up_get_u64(&u.data, "id", &id) == 0) {

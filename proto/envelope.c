@@ -286,6 +286,14 @@ elements:
     return 0;
 }
 
+int env_msgpack_check(const void *buf, size_t len)
+{
+    s_rd_t r = { buf, (const uint8_t *)buf + len };
+    if (s_skip(&r, 0) < 0 || r.p != r.end)
+        return -1;
+    return 0;
+}
+
 enum {
     K_V = 1 << 0, K_SEQ = 1 << 1, K_PREV = 1 << 2, K_ID = 1 << 3, K_TS = 1 << 4,
     K_NS = 1 << 5, K_ROOM = 1 << 6, K_EV = 1 << 7, K_DATA = 1 << 8,

@@ -44,6 +44,13 @@ int env_encode(msgpack_sbuffer *sb, const env_msg_t *m);
  * reads outside buf[0..len). */
 int env_decode(const void *buf, size_t len, env_msg_t *m);
 
+/* Checks that buf[0..len) is exactly one well-formed msgpack value, nested at
+ * most ENV_MAX_SKIP_DEPTH deep, whose every declared container count is
+ * backed by input bytes. Call it before handing peer input to msgpack-c's
+ * unpacker, which allocates room for a container's declared count before
+ * reading it (11 bytes can ask for 8 GiB). 0, or -1. */
+int env_msgpack_check(const void *buf, size_t len);
+
 /* Writes the topic for (nsp, room) into out: nsp \0 room \0. Returns its
  * length, or -1 if it does not fit in cap or either part contains a NUL. */
 int env_topic(char *out, size_t cap, const char *nsp, size_t nsp_len,

@@ -500,7 +500,25 @@ TEST(topic_limits)
     CHECK_EQ_INT(env_topic(t, sizeof t, NULL, 3, "r", 1), -1);
 }
 
-TEST_MAIN(round_trip, round_trip_edges, interop_with_msgpack_c, every_truncation_fails,
+TEST(msgpack_check_bounds_declared_counts)
+{
+    static const uint8_t ok_map[] = { 0x82, 0xa1, 'a', 0x01, 0xa1, 'b', 0x92, 0xc3, 0xc0 };
+    static const uint8_t bomb[] = { 0x81, 0xa4, 'm', 's', 'g', 's', 0xdd, 0x10, 0x00, 0x00, 0x00 };
+    static const uint8_t map_bomb[] = { 0xdf, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t trailing[] = { 0x90, 0x90 };
+    CHECK_EQ_INT(env_msgpack_check(ok_map, sizeof ok_map), 0);
+    CHECK_EQ_INT(env_msgpack_check(bomb, sizeof bomb), -1);
+    CHECK_EQ_INT(env_msgpack_check(map_bomb, sizeof map_bomb), -1);
+    CHECK_EQ_INT(env_msgpack_check(trailing, sizeof trailing), -1);   /* exactly one value */
+    CHECK_EQ_INT(env_msgpack_check(ok_map, sizeof ok_map - 1), -1);   /* truncated */
+    uint8_t deep[200];
+    memset(deep, 0x91, sizeof deep - 1);                              /* [[[[...nil]]]] */
+    deep[sizeof deep - 1] = 0xc0;
+    CHECK_EQ_INT(env_msgpack_check(deep, sizeof deep), -1);           /* too deep */
+    CHECK_EQ_INT(env_msgpack_check(deep + sizeof deep - 10, 10), 0);  /* nine levels are fine */
+}
+
+TEST_MAIN(msgpack_check_bounds_declared_counts, round_trip, round_trip_edges, interop_with_msgpack_c, every_truncation_fails,
           script_baseline, wrong_types, missing_keys, not_a_map_and_duplicates,
           unknown_keys_skipped, keys_in_any_order, hostile_counts_and_nesting,
           random_mutations, encode_errors_leave_buffer_intact, topic, topic_limits)

@@ -392,7 +392,29 @@ TEST(parse_survives_every_truncation)
     msgpack_sbuffer_destroy(&sb);
 }
 
-TEST_MAIN(ping_replies_ok_with_last_seq, standby_ping_says_not_leader, unknown_op_gets_error_with_id,
+/* A request whose container counts are not backed by bytes (an array of
+ * 2^28 elements in 11 bytes) is refused, with no reply. That msgpack-c is not
+ * even called (it would first allocate for the declared count) is shown by
+ * the fuzz_rpc target under libFuzzer's malloc limit, where this input was
+ * found; here we check the refusal. */
+TEST(huge_declared_counts_are_refused_before_allocation)
+{
+    static const uint8_t bomb[] = { 0x81, 0xa4, 'm', 's', 'g', 's', 0xdd, 0x10, 0x00, 0x00, 0x00 };
+    static const uint8_t bomb2[] = { 0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xdf, 0x10, 0x00, 0x00, 0x00 };
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    rpc_status_t st = { 1, 1, "e", 0 };
+    int is_err = -1;
+    CHECK_EQ_INT(rpc_handle(bomb, sizeof bomb, &st, &out, &is_err), -1);
+    CHECK_EQ_INT(rpc_handle(bomb2, sizeof bomb2, &st, &out, &is_err), -1);
+    CHECK_EQ_INT(out.size, 0);
+    const char *err = NULL;
+    CHECK(rpc_parse(bomb, sizeof bomb, &err) == NULL);
+    CHECK(rpc_parse(bomb2, sizeof bomb2, &err) == NULL && err);
+    msgpack_sbuffer_destroy(&out);
+}
+
+TEST_MAIN(huge_declared_counts_are_refused_before_allocation, ping_replies_ok_with_last_seq, standby_ping_says_not_leader, unknown_op_gets_error_with_id,
           missing_op_is_bad_request, malformed_bodies_get_no_reply,
           data_ops_go_to_the_handler_only_on_the_leader, replay_parses_rooms_after_and_clamps_limit,
           missing_or_mistyped_fields_name_the_field, mark_read_publish_and_event_fields,
