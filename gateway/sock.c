@@ -905,8 +905,13 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
     char *name = NULL;
     const char *rest;
     size_t rest_len;
-    if (sio_event_split(p->data, p->data_len, &name, &rest, &rest_len) < 0)
-        return -1;
+    if (sio_event_split(p->data, p->data_len, &name, &rest, &rest_len) < 0) {
+        /* sio_decode accepted the packet, so the name is a valid JSON string
+         * that has no C form (a NUL in it): refuse the event, keep the client */
+        log_info("event=event_name_refused sid=%s reason=\"NUL in the event name\"", k->sess->sid);
+        sock_ack_error(k, p->ack_id, "event names may not contain NUL");
+        return 0;
+    }
     session_t *s = k->sess;
     const char *args;
     size_t args_len;

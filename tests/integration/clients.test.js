@@ -130,6 +130,14 @@ const MODES = [
 
 for (const mode of MODES) {
   describe(`socket.io-client v4, ${mode.name}`, () => {
+    test('an event name the gateway cannot take (a NUL in it) gets an error ack; the connection stays', T, async () => {
+      const m = newManager(mode.transports);
+      const s = sock(m, '/');
+      await connected(s);
+      assert.deepEqual(await s.timeout(WAIT).emitWithAck('a\u0000b', 1), { error: 'event names may not contain NUL' });
+      assert.equal(await s.timeout(WAIT).emitWithAck('message-with-ack', 'still'), 'still');
+    });
+
     test('server -> client ack: the server asks, the client answers (text and binary), the answer comes back', T, async () => {
       const m = newManager(mode.transports);
       const s = sock(m, '/custom');
