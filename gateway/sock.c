@@ -130,6 +130,11 @@ void sock_deliver(sock_t *k, pkt_t *p, uint64_t seq)
 {
     if (k->sess->closed)
         return;
+    /* A recovered socket got every message of its rooms up to recovered_to
+     * by replay; this gateway's room stream may still be behind it (a gap
+     * being repaired) and bring some of them again. */
+    if (seq && seq <= k->recovered_to)
+        return;
     if (k->recovering) {
         held_t *h = malloc(sizeof *h);
         if (!h)
