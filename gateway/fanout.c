@@ -392,6 +392,11 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
     fanout_t *f = req->f;
     const msgpack_object *seqs = up_get(reply, "seqs");
     int ok = !error && seqs && seqs->type == MSGPACK_OBJECT_ARRAY && seqs->via.array.size == req->n;
+    /* the broker's head when it answered: every later message has a higher
+     * seq, so it is the position of a room that has no message yet */
+    uint64_t head = 0;
+    if (!ok || up_get_u64(reply, "seq", &head) < 0)
+        head = 0;
     for (size_t i = 0; i < req->n; i++) {
         fo_room_t *fr = req->rooms[i];
         if (!fr)
@@ -405,6 +410,12 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
              * back to the gateway's view of the head */
             fr->positioning = 0;
             fr->last = o ? o->via.u64 : f->head;
+            /* 0 would mean "unknown, take what comes", and a room's first
+             * message lost at the transport (a subscription not yet active
+             * there) would then pass unseen: start a room without history
+             * at the broker's head, so the next message's prev reveals it */
+            if (fr->last == 0)
+                fr->last = head ? head : f->head;
             fr->unknown_ok = 1;
             s_flush_queue(f, fr);
             sock_room_positioned(fr->room);
