@@ -95,6 +95,7 @@ struct gw {
     conn_t *dirty;              /* connections with output to write this turn */
     struct event *flush_ev;     /* lowest priority: runs conn_flush last in a turn */
     session_t *reap_sessions;   /* closed sessions to free at the next loop turn */
+    session_t *poll_dirty;      /* polling queues that grew this turn (session_flush_polls) */
     struct event *reap_ev;
 };
 

@@ -43,6 +43,7 @@ static void s_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    session_flush_polls(arg);
     conn_flush(arg);
 }
 

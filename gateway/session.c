@@ -75,12 +75,51 @@ static void s_queue_record(session_t *s, const char *rec, size_t len)
     if (evbuffer_get_length(s->queue) > 0)
         evbuffer_add(s->queue, "\x1e", 1);
     evbuffer_add(s->queue, rec, len);
-    if ((long)evbuffer_get_length(s->queue) > s->gw->cfg.max_output) {
-        s->gw->stats.slow_consumer_drops++;
-        session_close(s, "slow consumer");
-        return;
+    /* handed over (and judged) at the end of the turn, as WebSocket output
+     * is: a burst goes to a parked GET in one response */
+    if (!s->pq_on) {
+        gw_t *gw = s->gw;
+        s->pq_on = 1;
+        s->pq_prev = NULL;
+        s->pq_next = gw->poll_dirty;
+        if (gw->poll_dirty)
+            gw->poll_dirty->pq_prev = s;
+        gw->poll_dirty = s;
+        event_active(gw->flush_ev, EV_TIMEOUT, 0);
     }
-    s_flush_poll(s);
+}
+
+static void s_pq_unlink(session_t *s)
+{
+    if (!s->pq_on)
+        return;
+    if (s->pq_prev)
+        s->pq_prev->pq_next = s->pq_next;
+    else
+        s->gw->poll_dirty = s->pq_next;
+    if (s->pq_next)
+        s->pq_next->pq_prev = s->pq_prev;
+    s->pq_prev = s->pq_next = NULL;
+    s->pq_on = 0;
+}
+
+void session_flush_polls(gw_t *gw)
+{
+    while (gw->poll_dirty) {
+        session_t *s = gw->poll_dirty;
+        s_pq_unlink(s);
+        if (s->closed || s->upgraded)
+            continue;
+        /* only what no request is waiting for counts against the limit */
+        s_flush_poll(s);
+        size_t queued = evbuffer_get_length(s->queue);
+        if ((long)queued > gw->cfg.max_output) {
+            gw->stats.slow_consumer_drops++;
+            log_warn("event=slow_consumer transport=polling queued=%zu limit=%ld", queued,
+                     gw->cfg.max_output);
+            session_close(s, "slow consumer");
+        }
+    }
 }
 
 void session_send(session_t *s, const char *text, size_t len)
@@ -266,6 +305,7 @@ static void s_close(session_t *s, const char *reason, const char *poll_reply)
         return;
     s->closed = 1;
     gw_t *gw = s->gw;
+    s_pq_unlink(s);
     log_debug("event=session_close sid=%s reason=\"%s\"", s->sid, reason);
     map_remove(gw->sessions, s->sid, SESSION_SID_LEN);
     gw->stats.sessions_open--;

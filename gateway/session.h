@@ -50,6 +50,8 @@ struct session {
     void **bin_data;            //  Attachments (malloc'd)
     size_t *bin_len;
     session_t *reap_next;       //  Reap list link, once closed
+    session_t *pq_prev, *pq_next;   //  Polling queue to hand over at the end of the turn
+    int pq_on;                  //  On that list (gw->poll_dirty)
 };
 
 /* Handles an HTTP request for the Engine.IO endpoint (handshake, poll, post,
@@ -73,6 +75,12 @@ void session_send(session_t *s, const char *text, size_t len);
 void session_send_binary(session_t *s, const void *data, size_t len);
 /* Sends a shared Engine.IO text packet (see pkt.h). */
 void session_send_pkt(session_t *s, pkt_t *p);
+
+/* Hands every polling queue that grew during this turn to its parked GET (all
+ * of the turn's packets in one response), then closes a session whose queue,
+ * with no GET to take it, is over --max-output. Runs at the end of a loop
+ * turn, before conn_flush writes. */
+void session_flush_polls(gw_t *gw);
 
 /* Closes the session: its sockets leave their rooms, its transports close.
  * reason is logged. Safe to call more than once and from any callback: the

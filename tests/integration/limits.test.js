@@ -363,4 +363,54 @@ describe('limits', () => {
     assert.equal(got.length, 64);
     assert.equal((await slowDrops(g.port)) - before, 0, 'a reading client was dropped as a slow consumer');
   }));
+
+  test('--max-output: a long-polling client gets a burst larger than the limit in its parked GET and is not dropped', T, withLogs(async () => {
+    const g = await gateway(['--max-output', String(64 * 1024)]);
+    await c.waitLeader();
+    const poller = await connect(g.url, { token: c.token('pollburst'), transports: ['polling'], label: 'poller' });
+    assert.equal(poller.socket.io.engine.transport.name, 'polling');
+    const before = await slowDrops(g.port);
+    await sleep(200);   // its next GET is parked
+    // one transaction of 16 rows of 8 KiB: 128 KiB reach the gateway in one turn
+    const pad = 'r'.repeat(8 * 1024);
+    await c.query(`INSERT INTO notifications (room, event, payload)
+                   SELECT 'user_pollburst', 'burst', json_build_object('i', i, 'pad', $1::text)::jsonb FROM generate_series(1, 16) AS i`, [pad]);
+    const got = await poller.waitForCount((e) => e.event === 'burst', 16, 20000 * SLOW, 'burst rows');
+    assert.deepEqual(got.map((e) => e.args[0].i), Array.from({ length: 16 }, (_, i) => i + 1));
+    assert.equal((await slowDrops(g.port)) - before, 0, 'a polling client with a parked GET was dropped as a slow consumer');
+    assert.ok(poller.socket.connected, 'the polling client was disconnected');
+  }));
+
+  test('--max-output: a long-polling client that stops polling is dropped at the limit', T, withLogs(async () => {
+    const g = await gateway(['--max-output', String(64 * 1024)]);
+    await c.waitLeader();
+    // a raw Engine.IO polling session: handshake and CONNECT, then no GET
+    const hs = await get(g.port, '/socket.io/?EIO=4&transport=polling');
+    assert.equal(hs.status, 200);
+    const sid = JSON.parse(hs.body.slice(1)).sid;
+    const q = `/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const connectPkt = `40${JSON.stringify({ token: c.token('pollstop') })}`;
+    const post = await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: g.port, path: q, method: 'POST', agent: false,
+        headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'Content-Length': Buffer.byteLength(connectPkt) } },
+      (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+      req.on('error', reject);
+      req.end(connectPkt);
+    });
+    assert.equal(post, 200);
+    const ack = await get(g.port, q);
+    assert.match(ack.body, /^40\{"sid"/, `CONNECT ack: ${ack.body.slice(0, 80)}`);
+    const before = await slowDrops(g.port);
+    const pad = 's'.repeat(8 * 1024);
+    for (let i = 0; i < 3; i++) {
+      await c.query(`INSERT INTO notifications (room, event, payload)
+                     SELECT 'user_pollstop', 'burst', json_build_object('i', i, 'pad', $1::text)::jsonb FROM generate_series(1, 8) AS i`, [pad]);
+    }
+    let drops = 0;
+    for (let i = 0; i < 50 && drops < 1; i++) { drops = (await slowDrops(g.port)) - before; if (drops < 1) await sleep(100); }
+    assert.equal(drops, 1, 'the session that stopped polling was not dropped');
+    await g.proc.waitFor(/event=slow_consumer transport=polling/, 1000);
+    const after = await get(g.port, q);
+    assert.equal(after.status, 400, 'its sid is gone');
+  }));
 });
