@@ -1,14 +1,15 @@
 /*  db - the broker's PostgreSQL side: connection, leadership, cursor, bell
  *
- *  Design: a single non-blocking libpq connection driven by libevent. The
- *  connect phase polls PQconnectPoll on one-shot events (the socket may
- *  change between polls); afterwards a persistent EV_READ event on PQsocket
- *  calls PQconsumeInput, collects the results of the one query in flight
- *  until PQgetResult returns NULL (only then is a transaction's COMMIT known
- *  to have succeeded), and then drains PQnotifies. Queries are sent with
- *  PQsendQuery (several statements in one round trip: each batch read is
- *  BEGIN .. COMMIT in one message) and flushed with PQflush, waiting for
- *  EV_WRITE when the socket is full. PQexec is never used here.
+ *  Design: a single non-blocking libpq connection driven by libevent,
+ *  through pgconn.h: it connects and reconnects with backoff (logging
+ *  event=db_down / db_closed), hands over the results of the one query in
+ *  flight once PQgetResult returned NULL (only then is a transaction's
+ *  COMMIT known to have succeeded), and says when NOTIFYs rang. This file
+ *  is the state machine on top: leadership, LISTEN, the cursor and the
+ *  bell. Queries are sent with PQsendQuery (several statements in one round
+ *  trip: each batch read is BEGIN .. COMMIT in one message). Every new
+ *  connection starts again at LOCK, so the lock is re-taken and the LISTEN
+ *  re-issued after a reconnect. PQexec is never used here.
  *
  *  The batch read (the PgQ snapshot cursor): with S0 the snapshot of the
  *  newest belfry_batches row and S1 the read transaction's own snapshot
@@ -32,11 +33,7 @@
 
 #include "bell.h"
 #include "log.h"
-
-#define DB_RES_MAX         8
-#define DB_BACKOFF_MIN_MS  100
-#define DB_BACKOFF_MAX_MS  5000
-#define DB_CONNECT_TIMEOUT_MS 10000
+#include "pgconn.h"
 
 /* The batch: prev = the cursor (newest batch), cur = this transaction's
  * snapshot. Columns: first_seq, id, namespace, room, event, payload, ts_us. */
@@ -89,17 +86,10 @@ struct db {
     struct event_base *base;    /* the loop */
     db_config_t cfg;            /* settings (strings owned by the caller) */
     db_callbacks_t cb;          /* row / position sinks */
-    PGconn *conn;               /* NULL unless CONNECTING or later */
-    s_state_t state;            /* see db.h */
+    pgconn_t *pc;               /* the connection (reconnects by itself) */
+    s_state_t state;            /* see db.h; DOWN/CONNECTING: pc is not up */
     s_query_t q;                /* the query in flight */
-    PGresult *res[DB_RES_MAX];  /* its results so far */
-    int nres;                   /* how many */
-    int res_overflow;           /* more results than DB_RES_MAX came */
-    struct event *ev_conn;      /* one-shot, connect polling */
-    struct event *ev_sock;      /* persistent EV_READ on PQsocket */
-    struct event *ev_write;     /* one-shot EV_WRITE while PQflush is pending */
-    struct event *timer;        /* reconnect / connect timeout / standby / bell */
-    long backoff_ms;            /* next reconnect delay */
+    struct event *timer;        /* standby retry / bell */
     int standby;                /* logged event=standby for this stretch */
     int leading;                /* told the caller on_leader(1) */
     int bell_missing_logged;    /* warned that belfry_bell has no row */
@@ -115,32 +105,14 @@ struct db {
     uint64_t connects, downs;   /* connections completed, db_down events */
 };
 
-static void s_fail(db_t *self, const char *what, const char *msg);
-static void s_send(db_t *self, s_query_t q, const char *sql);
+/* The results of the query that just completed (owned by pgconn). */
+typedef struct {
+    PGresult *const *r;
+    int n;
+    int overflow;
+} s_results_t;
 
 /* --- small helpers -------------------------------------------------- */
-
-/* Copies msg into out as one line without double quotes. */
-static void s_one_line(char *out, size_t cap, const char *what, const char *msg)
-{
-    snprintf(out, cap, "%s%s%s", what, msg && *msg ? ": " : "", msg ? msg : "");
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-        else if (*p == '"')
-            *p = '\'';
-    size_t n = strlen(out);
-    while (n > 0 && out[n - 1] == ' ')
-        out[--n] = '\0';
-}
-
-static void s_clear_results(db_t *self)
-{
-    for (int i = 0; i < self->nres; i++)
-        PQclear(self->res[i]);
-    self->nres = 0;
-    self->res_overflow = 0;
-}
 
 static void s_timer_in(db_t *self, long ms)
 {
@@ -157,18 +129,11 @@ static void s_free_event(struct event **ev)
     }
 }
 
-/* Closes the connection and forgets everything tied to it. */
-static void s_close(db_t *self)
+/* Forgets everything tied to the connection that is gone (pgconn has
+ * closed it, or the caller closes it). */
+static void s_reset(db_t *self)
 {
-    s_free_event(&self->ev_conn);
-    s_free_event(&self->ev_sock);
-    s_free_event(&self->ev_write);
     evtimer_del(self->timer);
-    s_clear_results(self);
-    if (self->conn) {
-        PQfinish(self->conn);
-        self->conn = NULL;
-    }
     free(self->sql_listen);
     free(self->sql_arm);
     self->sql_listen = self->sql_arm = NULL;
@@ -193,7 +158,8 @@ static void s_on_done(evutil_socket_t fd, short what, void *arg)
 /* Ends a stop: close and tell the caller from the loop. */
 static void s_finish_stop(db_t *self)
 {
-    s_close(self);
+    pgconn_close(self->pc);
+    s_reset(self);
     self->state = ST_STOPPED;
     if (!self->ev_done)
         self->ev_done = evtimer_new(self->base, s_on_done, self);
@@ -205,60 +171,32 @@ static void s_finish_stop(db_t *self)
     }
 }
 
-/* Logs the failure, drops the connection and schedules a reconnect. */
+/* Logs the failure, drops the connection and schedules a reconnect (all
+ * in pgconn, which then calls s_on_down). */
 static void s_fail(db_t *self, const char *what, const char *msg)
 {
-    char reason[512];
-    s_one_line(reason, sizeof reason, what, msg);
+    pgconn_fail(self->pc, what, msg);
+}
+
+/* pgconn closed the connection after a failure (and logged it). */
+static void s_on_down(void *arg)
+{
+    db_t *self = arg;
     if (self->stopping) {
-        log_info("event=db_closed reason=\"%s\"", reason);
         s_finish_stop(self);
         return;
     }
-    log_warn("event=db_down reason=\"%s\" retry_ms=%ld", reason, self->backoff_ms);
     self->downs++;
-    s_close(self);
+    s_reset(self);
     self->state = ST_DOWN;
-    s_timer_in(self, self->backoff_ms);
-    self->backoff_ms *= 2;
-    if (self->backoff_ms > DB_BACKOFF_MAX_MS)
-        self->backoff_ms = DB_BACKOFF_MAX_MS;
 }
 
 /* --- sending -------------------------------------------------------- */
 
-static void s_on_write(evutil_socket_t fd, short what, void *arg)
-{
-    db_t *self = arg;
-    (void)fd;
-    (void)what;
-    if (!self->conn)
-        return;
-    int r = PQflush(self->conn);
-    if (r < 0)
-        s_fail(self, "send failed", PQerrorMessage(self->conn));
-    else if (r > 0 && self->ev_write)
-        event_add(self->ev_write, NULL);
-}
-
 static void s_send(db_t *self, s_query_t q, const char *sql)
 {
-    s_clear_results(self);
-    if (!PQsendQuery(self->conn, sql)) {
-        s_fail(self, "send failed", PQerrorMessage(self->conn));
-        return;
-    }
     self->q = q;
-    int r = PQflush(self->conn);
-    if (r < 0) {
-        s_fail(self, "send failed", PQerrorMessage(self->conn));
-    } else if (r > 0) {
-        if (!self->ev_write)
-            self->ev_write = event_new(self->base, PQsocket(self->conn), EV_WRITE,
-                                       s_on_write, self);
-        if (!self->ev_write || event_add(self->ev_write, NULL) != 0)
-            s_fail(self, "send failed", "cannot watch the socket");
-    }
+    pgconn_send(self->pc, sql);   /* a failure ends in s_on_down: q = Q_NONE */
 }
 
 /* Performs what the doorbell machine asked for. */
@@ -288,16 +226,16 @@ static void s_act(db_t *self, bell_action_t a, long delay_ms)
 /* --- results -------------------------------------------------------- */
 
 /* Returns 1 if every result of the query succeeded, else 0 after s_fail(). */
-static int s_results_ok(db_t *self, const char *what)
+static int s_results_ok(db_t *self, const s_results_t *rs, const char *what)
 {
-    if (self->res_overflow || self->nres == 0) {
+    if (rs->overflow || rs->n == 0) {
         s_fail(self, what, "unexpected results");
         return 0;
     }
-    for (int i = 0; i < self->nres; i++) {
-        ExecStatusType st = PQresultStatus(self->res[i]);
+    for (int i = 0; i < rs->n; i++) {
+        ExecStatusType st = PQresultStatus(rs->r[i]);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            s_fail(self, what, PQresultErrorMessage(self->res[i]));
+            s_fail(self, what, PQresultErrorMessage(rs->r[i]));
             return 0;
         }
     }
@@ -309,20 +247,20 @@ static uint64_t s_u64(const PGresult *r, int row, int col)
     return strtoull(PQgetvalue(r, row, col), NULL, 10);
 }
 
-static void s_done_read(db_t *self)
+static void s_done_read(db_t *self, const s_results_t *rs)
 {
-    if (!s_results_ok(self, "batch read"))
+    if (!s_results_ok(self, rs, "batch read"))
         return;
     const PGresult *rx = NULL, *rows = NULL;
-    for (int i = 0; i < self->nres; i++) {
-        if (PQresultStatus(self->res[i]) != PGRES_TUPLES_OK)
+    for (int i = 0; i < rs->n; i++) {
+        if (PQresultStatus(rs->r[i]) != PGRES_TUPLES_OK)
             continue;
         if (!rx)
-            rx = self->res[i];
+            rx = rs->r[i];
         else
-            rows = self->res[i];
+            rows = rs->r[i];
     }
-    const PGresult *last = self->res[self->nres - 1];
+    const PGresult *last = rs->r[rs->n - 1];
     if (!rx || !rows || PQntuples(rx) != 1 || PQnfields(rows) != 7 ||
         strcmp(PQcmdStatus((PGresult *)last), "COMMIT") != 0) {
         s_fail(self, "batch read", "unexpected result shape or not committed");
@@ -330,7 +268,7 @@ static void s_done_read(db_t *self)
     }
     uint64_t xmin = s_u64(rx, 0, 0);
     int n = PQntuples(rows);
-    self->backoff_ms = DB_BACKOFF_MIN_MS;   /* the database works */
+    pgconn_recovered(self->pc);   /* the database works: the next reconnect is quick */
     self->reads++;
     if (n > 0) {
         uint64_t first = s_u64(rows, 0, 0);
@@ -357,7 +295,6 @@ static void s_done_read(db_t *self)
         if (self->cb.on_batch)
             self->cb.on_batch(self->cb.ctx, (uint64_t)n);
     }
-    s_clear_results(self);
     if (self->stopping) {
         s_finish_stop(self);
         return;
@@ -367,25 +304,24 @@ static void s_done_read(db_t *self)
     s_act(self, a, d);
 }
 
-static void s_done_arm(db_t *self)
+static void s_done_arm(db_t *self, const s_results_t *rs)
 {
-    if (!s_results_ok(self, "arm"))
+    if (!s_results_ok(self, rs, "arm"))
         return;
-    const PGresult *last = self->res[self->nres - 1];
+    const PGresult *last = rs->r[rs->n - 1];
     if (PQresultStatus(last) != PGRES_TUPLES_OK || PQntuples(last) != 1) {
         s_fail(self, "arm", "unexpected result shape");
         return;
     }
     uint64_t xid = s_u64(last, 0, 0);
-    for (int i = 0; i < self->nres; i++) {
-        const char *tag = PQcmdStatus(self->res[i]);
-        if (strncmp(tag, "UPDATE", 6) == 0 && strcmp(PQcmdTuples(self->res[i]), "0") == 0 &&
+    for (int i = 0; i < rs->n; i++) {
+        const char *tag = PQcmdStatus(rs->r[i]);
+        if (strncmp(tag, "UPDATE", 6) == 0 && strcmp(PQcmdTuples(rs->r[i]), "0") == 0 &&
             !self->bell_missing_logged) {
             log_warn("event=bell_missing detail=\"belfry_bell has no row; only the poll timer reads\"");
             self->bell_missing_logged = 1;
         }
     }
-    s_clear_results(self);
     if (self->stopping) {
         s_finish_stop(self);
         return;
@@ -395,13 +331,12 @@ static void s_done_arm(db_t *self)
     s_act(self, a, d);
 }
 
-static void s_done_lock(db_t *self)
+static void s_done_lock(db_t *self, const s_results_t *rs)
 {
-    if (!s_results_ok(self, "advisory lock"))
+    if (!s_results_ok(self, rs, "advisory lock"))
         return;
-    const PGresult *r = self->res[0];
+    const PGresult *r = rs->r[0];
     int got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    s_clear_results(self);
     if (self->stopping) {
         s_finish_stop(self);
         return;
@@ -420,11 +355,10 @@ static void s_done_lock(db_t *self)
     s_send(self, Q_LISTEN, self->sql_listen);
 }
 
-static void s_done_listen(db_t *self)
+static void s_done_listen(db_t *self, const s_results_t *rs)
 {
-    if (!s_results_ok(self, "listen"))
+    if (!s_results_ok(self, rs, "listen"))
         return;
-    s_clear_results(self);
     if (self->stopping) {
         s_finish_stop(self);
         return;
@@ -433,19 +367,18 @@ static void s_done_listen(db_t *self)
     s_send(self, Q_SEED, SQL_SEED);
 }
 
-static void s_done_seed(db_t *self)
+static void s_done_seed(db_t *self, const s_results_t *rs)
 {
-    if (!s_results_ok(self, "cursor"))
+    if (!s_results_ok(self, rs, "cursor"))
         return;
-    const PGresult *last = self->res[self->nres - 1];
-    if (self->nres != 2 || PQntuples(last) != 1) {
+    const PGresult *last = rs->r[rs->n - 1];
+    if (rs->n != 2 || PQntuples(last) != 1) {
         s_fail(self, "cursor", "unexpected result shape");
         return;
     }
-    if (strcmp(PQcmdTuples(self->res[0]), "1") == 0)
+    if (strcmp(PQcmdTuples(rs->r[0]), "1") == 0)
         log_info("event=cursor_seeded detail=\"first start: rows committed before now are not streamed\"");
     uint64_t last_seq = s_u64(last, 0, 0);
-    s_clear_results(self);
     if (self->stopping) {
         s_finish_stop(self);
         return;
@@ -464,78 +397,44 @@ static void s_done_seed(db_t *self)
     s_act(self, a, d);
 }
 
-/* The query in flight has delivered all its results. */
-static void s_query_done(db_t *self)
+/* The query in flight has delivered all its results (freed by pgconn
+ * after this returns). */
+static void s_on_results(void *arg, PGresult *const *res, int nres, int overflow)
 {
+    db_t *self = arg;
+    s_results_t rs = { res, nres, overflow };
     s_query_t q = self->q;
     self->q = Q_NONE;
     switch (q) {
-    case Q_LOCK:   s_done_lock(self); break;
-    case Q_LISTEN: s_done_listen(self); break;
-    case Q_SEED:   s_done_seed(self); break;
-    case Q_READ:   s_done_read(self); break;
-    case Q_ARM:    s_done_arm(self); break;
+    case Q_LOCK:   s_done_lock(self, &rs); break;
+    case Q_LISTEN: s_done_listen(self, &rs); break;
+    case Q_SEED:   s_done_seed(self, &rs); break;
+    case Q_READ:   s_done_read(self, &rs); break;
+    case Q_ARM:    s_done_arm(self, &rs); break;
     case Q_NONE:   break;
     }
 }
 
 /* --- events --------------------------------------------------------- */
 
-static void s_on_read(evutil_socket_t fd, short what, void *arg)
+/* The channel rang (once or more since the last look). */
+static void s_on_notify(void *arg)
 {
     db_t *self = arg;
-    (void)fd;
-    (void)what;
-    if (!self->conn)
-        return;
-    if (!PQconsumeInput(self->conn)) {
-        s_fail(self, "connection lost", PQerrorMessage(self->conn));
-        return;
-    }
-    while (self->conn && self->q != Q_NONE && !PQisBusy(self->conn)) {
-        PGresult *r = PQgetResult(self->conn);
-        if (!r) {
-            s_query_done(self);   /* may send the next query, or drop */
-            continue;
-        }
-        if (self->nres < DB_RES_MAX) {
-            self->res[self->nres++] = r;
-        } else {
-            PQclear(r);
-            self->res_overflow = 1;
-        }
-    }
-    if (!self->conn)
-        return;
-    if (PQstatus(self->conn) == CONNECTION_BAD) {
-        s_fail(self, "connection lost", PQerrorMessage(self->conn));
-        return;
-    }
-    int rang = 0;
-    PGnotify *n;
-    while (self->conn && (n = PQnotifies(self->conn)) != NULL) {
-        rang = 1;
-        PQfreemem(n);
-    }
-    if (rang && self->state == ST_RUN && !self->stopping) {
+    if (self->state == ST_RUN && !self->stopping) {
         long d = 0;
         bell_action_t a = bell_on_ring(&self->bell, &d);
         s_act(self, a, d);
     }
 }
 
-static void s_quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    log_debug("event=pg_notice msg=\"%.200s\"", msg);
-}
-
 /* Builds the per-connection SQL that embeds the channel. 0 or -1. */
 static int s_build_sql(db_t *self)
 {
     size_t clen = strlen(self->cfg.channel);
-    char *ident = PQescapeIdentifier(self->conn, self->cfg.channel, clen);
-    char *lit = PQescapeLiteral(self->conn, self->cfg.channel, clen);
+    PGconn *conn = pgconn_pg(self->pc);
+    char *ident = conn ? PQescapeIdentifier(conn, self->cfg.channel, clen) : NULL;
+    char *lit = conn ? PQescapeLiteral(conn, self->cfg.channel, clen) : NULL;
     int rc = -1;
     if (!ident || !lit)
         goto done;
@@ -560,15 +459,14 @@ done:
     return rc;
 }
 
-static void s_connected(db_t *self)
+/* A new connection: take the lock, then LISTEN (again, after a reconnect). */
+static void s_on_up(void *arg)
 {
-    evtimer_del(self->timer);
-    s_free_event(&self->ev_conn);
-    PQsetnonblocking(self->conn, 1);
-    PQsetNoticeProcessor(self->conn, s_quiet, NULL);
-    self->ev_sock = event_new(self->base, PQsocket(self->conn), EV_READ | EV_PERSIST,
-                              s_on_read, self);
-    if (!self->ev_sock || event_add(self->ev_sock, NULL) != 0 || s_build_sql(self) < 0) {
+    db_t *self = arg;
+    free(self->sql_listen);
+    free(self->sql_arm);
+    self->sql_listen = self->sql_arm = NULL;
+    if (s_build_sql(self) < 0) {
         s_fail(self, "setup", "out of memory");
         return;
     }
@@ -582,71 +480,12 @@ static void s_connected(db_t *self)
     s_send(self, Q_LOCK, SQL_LOCK);
 }
 
-static void s_on_conn(evutil_socket_t fd, short what, void *arg);
-
-static void s_conn_wait(db_t *self, PostgresPollingStatusType p)
-{
-    int fd = PQsocket(self->conn);
-    if (fd < 0) {
-        s_fail(self, "connect", PQerrorMessage(self->conn));
-        return;
-    }
-    s_free_event(&self->ev_conn);
-    self->ev_conn = event_new(self->base, fd,
-                              p == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
-                              s_on_conn, self);
-    if (!self->ev_conn || event_add(self->ev_conn, NULL) != 0)
-        s_fail(self, "connect", "cannot watch the socket");
-}
-
-static void s_on_conn(evutil_socket_t fd, short what, void *arg)
-{
-    db_t *self = arg;
-    (void)fd;
-    (void)what;
-    PostgresPollingStatusType p = PQconnectPoll(self->conn);
-    switch (p) {
-    case PGRES_POLLING_READING:
-    case PGRES_POLLING_WRITING:
-        s_conn_wait(self, p);
-        break;
-    case PGRES_POLLING_OK:
-        s_connected(self);
-        break;
-    default:
-        s_fail(self, "connect", PQerrorMessage(self->conn));
-        break;
-    }
-}
-
-static void s_connect(db_t *self)
-{
-    self->state = ST_CONNECTING;
-    self->conn = PQconnectStart(self->cfg.conninfo);
-    if (!self->conn) {
-        s_fail(self, "connect", "out of memory");
-        return;
-    }
-    if (PQstatus(self->conn) == CONNECTION_BAD) {
-        s_fail(self, "connect", PQerrorMessage(self->conn));
-        return;
-    }
-    s_timer_in(self, DB_CONNECT_TIMEOUT_MS);
-    s_conn_wait(self, PGRES_POLLING_WRITING);
-}
-
 static void s_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     db_t *self = arg;
     (void)fd;
     (void)what;
     switch (self->state) {
-    case ST_DOWN:
-        s_connect(self);
-        break;
-    case ST_CONNECTING:
-        s_fail(self, "connect", "timed out");
-        break;
     case ST_STANDBY:
         self->state = ST_LOCK;
         s_send(self, Q_LOCK, SQL_LOCK);
@@ -674,9 +513,13 @@ db_t *db_new(struct event_base *base, const db_config_t *cfg, const db_callbacks
     if (self->cfg.poll_ms < 1)
         self->cfg.poll_ms = 1;
     self->cb = *cb;
-    self->backoff_ms = DB_BACKOFF_MIN_MS;
+    pgconn_config_t pcfg = { .conninfo = cfg->conninfo, .name = "db", .id = -1 };
+    pgconn_callbacks_t pcb = { s_on_up, s_on_results, s_on_notify, s_on_down, self };
+    self->pc = pgconn_new(base, &pcfg, &pcb);
     self->timer = evtimer_new(base, s_on_timer, self);
-    if (!self->timer) {
+    if (!self->pc || !self->timer) {
+        pgconn_destroy(&self->pc);
+        s_free_event(&self->timer);
         free(self);
         return NULL;
     }
@@ -688,7 +531,8 @@ int db_start(db_t *self)
 {
     if (self->state != ST_NEW)
         return -1;
-    s_connect(self);
+    self->state = ST_CONNECTING;
+    pgconn_start(self->pc);
     return 0;
 }
 
@@ -699,6 +543,7 @@ void db_stop(db_t *self, void (*done)(void *arg), void *arg)
     self->stopping = 1;
     self->done = done;
     self->done_arg = arg;
+    pgconn_stopping(self->pc);     /* a failure now logs db_closed, no reconnect */
     if (self->q == Q_NONE)
         s_finish_stop(self);
     /* else: the query's completion (or failure) finishes the stop. */
@@ -707,8 +552,9 @@ void db_stop(db_t *self, void (*done)(void *arg), void *arg)
 void db_get_stats(const db_t *self, db_stats_t *out)
 {
     memset(out, 0, sizeof *out);
-    /* past CONNECTING means connected; s_close/s_fail leave those states */
-    out->connected = self->conn && self->state > ST_CONNECTING && self->state < ST_STOPPED;
+    /* past CONNECTING means connected; s_on_down/s_finish_stop leave those states */
+    out->connected = pgconn_is_up(self->pc) && self->state > ST_CONNECTING &&
+                     self->state < ST_STOPPED;
     out->standby = out->connected && self->standby;   /* across LOCK retries */
     out->reads = self->reads;
     out->batches = self->batches;
@@ -722,7 +568,9 @@ void db_destroy(db_t **self_p)
     if (!self_p || !*self_p)
         return;
     db_t *self = *self_p;
-    s_close(self);
+    pgconn_close(self->pc);
+    s_reset(self);
+    pgconn_destroy(&self->pc);
     s_free_event(&self->timer);
     s_free_event(&self->ev_done);
     free(self);

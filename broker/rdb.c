@@ -1,9 +1,10 @@
 /*  rdb - the broker's pool of PostgreSQL connections for RPC work
  *
- *  Design: each connection is a small state machine (DOWN -> CONNECTING ->
- *  SETUP -> IDLE <-> BUSY), driven like db.c: PQconnectPoll on one-shot
- *  events, then a persistent EV_READ on PQsocket that consumes input and
- *  collects results until PQgetResult returns NULL. Queued queries are
+ *  Design: each connection is a pgconn.h connection (connect, backoff,
+ *  results collected until PQgetResult returns NULL, event=rpc_db_down
+ *  logged once per outage) with a small state machine on top: DOWN ->
+ *  SETUP (SET statement_timeout) -> IDLE <-> BUSY; the first SETUP that
+ *  succeeds after a logged outage logs event=rpc_db_up. Queued queries are
  *  handed to idle connections from a zero-delay "kick" event, so callbacks
  *  never run inside rdb_query and a callback may queue the next query.
  *  A query whose connection fails is reported failed, never re-run: it may
@@ -19,10 +20,8 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "pgconn.h"
 
-#define RDB_BACKOFF_MIN_MS 100
-#define RDB_BACKOFF_MAX_MS 5000
-#define RDB_CONNECT_TIMEOUT_MS 10000
 #define RDB_CONNS_MAX 64
 
 typedef struct job {
@@ -35,22 +34,16 @@ typedef struct job {
     long long queued_ms;        /* monotonic ms when queued */
 } job_t;
 
-typedef enum { C_DOWN = 0, C_CONNECTING, C_SETUP, C_IDLE, C_BUSY } cstate_t;
+/* DOWN: not connected (pgconn connects or waits to); SETUP: the session
+ * settings are in flight; IDLE: ready; BUSY: a job's query is in flight. */
+typedef enum { C_DOWN = 0, C_SETUP, C_IDLE, C_BUSY } cstate_t;
 
 typedef struct {
     rdb_t *pool;
-    int idx;
-    PGconn *conn;
+    int idx;                    /* logged as conn=<idx> */
+    pgconn_t *pc;               /* the connection */
     cstate_t state;
     job_t *job;                 /* the query in flight (BUSY) */
-    PGresult *res;              /* its first result */
-    char errmsg[512];           /* its error, if any */
-    struct event *ev_conn;      /* connect polling */
-    struct event *ev_sock;      /* persistent EV_READ */
-    struct event *ev_write;     /* PQflush pending */
-    struct event *timer;        /* reconnect / connect timeout */
-    long backoff_ms;
-    int down_logged;            /* logged this outage */
 } rconn_t;
 
 struct rdb {
@@ -92,117 +85,31 @@ static void s_free_event(struct event **ev)
     }
 }
 
-static void s_timer_in(rconn_t *c, long ms)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_del(c->timer);
-    evtimer_add(c->timer, &tv);
-}
-
-/* Reports the running job (if any) with err and frees it. */
-static void s_finish_job(rconn_t *c, const char *err)
+/* Reports the running job (if any) with res or err and frees it. */
+static void s_finish_job(rconn_t *c, const PGresult *res, const char *err)
 {
     job_t *j = c->job;
-    PGresult *r = c->res;
     c->job = NULL;
-    c->res = NULL;
     if (j) {
-        j->done(j->arg, err ? NULL : r, err);
+        j->done(j->arg, err ? NULL : res, err);
         s_job_free(j);
     }
-    if (r)
-        PQclear(r);
 }
 
-static void s_close(rconn_t *c)
-{
-    s_free_event(&c->ev_conn);
-    s_free_event(&c->ev_sock);
-    s_free_event(&c->ev_write);
-    evtimer_del(c->timer);
-    if (c->conn) {
-        PQfinish(c->conn);
-        c->conn = NULL;
-    }
-}
-
-static void s_one_line(char *out, size_t cap, const char *msg)
-{
-    snprintf(out, cap, "%s", msg && *msg ? msg : "unknown error");
-    for (char *p = out; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-        else if (*p == '"')
-            *p = '\'';
-    size_t n = strlen(out);
-    while (n > 0 && out[n - 1] == ' ')
-        out[--n] = '\0';
-}
-
-/* The connection failed: report a running job, close, retry later. */
-static void s_fail(rconn_t *c, const char *what)
-{
-    char reason[512];
-    s_one_line(reason, sizeof reason, what);
-    if (!c->down_logged)
-        log_warn("event=rpc_db_down conn=%d reason=\"%s\" retry_ms=%ld", c->idx, reason,
-                 c->backoff_ms);
-    c->down_logged = 1;
-    s_close(c);
-    c->state = C_DOWN;
-    s_finish_job(c, "database unavailable");
-    if (c->pool->destroying)
-        return;
-    s_timer_in(c, c->backoff_ms);
-    c->backoff_ms *= 2;
-    if (c->backoff_ms > RDB_BACKOFF_MAX_MS)
-        c->backoff_ms = RDB_BACKOFF_MAX_MS;
-}
-
-static void s_on_write(evutil_socket_t fd, short what, void *arg)
+/* pgconn closed the connection after a failure (logged once per outage). */
+static void s_on_down(void *arg)
 {
     rconn_t *c = arg;
-    (void)fd;
-    (void)what;
-    if (!c->conn)
-        return;
-    int r = PQflush(c->conn);
-    if (r < 0)
-        s_fail(c, PQerrorMessage(c->conn));
-    else if (r > 0 && c->ev_write)
-        event_add(c->ev_write, NULL);
-}
-
-/* Flushes after a send; 0 or -1 (after s_fail). */
-static int s_flush(rconn_t *c)
-{
-    int r = PQflush(c->conn);
-    if (r < 0) {
-        s_fail(c, PQerrorMessage(c->conn));
-        return -1;
-    }
-    if (r > 0) {
-        if (!c->ev_write)
-            c->ev_write = event_new(c->pool->base, PQsocket(c->conn), EV_WRITE, s_on_write, c);
-        if (!c->ev_write || event_add(c->ev_write, NULL) != 0) {
-            s_fail(c, "cannot watch the socket");
-            return -1;
-        }
-    }
-    return 0;
+    c->state = C_DOWN;
+    s_finish_job(c, NULL, "database unavailable");
 }
 
 static void s_start_job(rconn_t *c, job_t *j)
 {
     c->job = j;
-    c->errmsg[0] = '\0';
     c->state = C_BUSY;
-    if (!PQsendQueryParams(c->conn, j->sql, j->nparams, NULL,
-                           (const char *const *)j->params, NULL, NULL, 0)) {
-        s_fail(c, PQerrorMessage(c->conn));
-        return;
-    }
-    s_flush(c);
+    /* a failure ends in s_on_down, which reports the job */
+    pgconn_send_params(c->pc, j->sql, j->nparams, (const char *const *)j->params);
 }
 
 /* Hands queued jobs to idle connections. */
@@ -244,149 +151,54 @@ static void s_on_kick(evutil_socket_t fd, short what, void *arg)
     s_dispatch(arg);
 }
 
-/* The query in flight finished (all results collected). */
-static void s_query_done(rconn_t *c)
+/* The first error among res (its primary message) into buf, or NULL. */
+static const char *s_first_error(PGresult *const *res, int n, char *buf, size_t cap)
 {
+    for (int i = 0; i < n; i++) {
+        ExecStatusType st = PQresultStatus(res[i]);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            continue;
+        const char *m = PQresultErrorField(res[i], PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(buf, cap, "%s",
+                 m ? m : (PQresultErrorMessage(res[i])[0] ? PQresultErrorMessage(res[i])
+                                                          : "query failed"));
+        return buf;
+    }
+    return NULL;
+}
+
+/* The query in flight finished (all results collected; pgconn frees them
+ * after this returns). */
+static void s_on_results(void *arg, PGresult *const *res, int nres, int overflow)
+{
+    rconn_t *c = arg;
+    char buf[512];
+    const char *err = s_first_error(res, nres, buf, sizeof buf);
+    (void)overflow;             /* one statement: one result */
     if (c->state == C_SETUP) {
-        if (c->errmsg[0]) {
-            s_fail(c, c->errmsg);
+        if (err) {
+            pgconn_fail(c->pc, "setup", err);
             return;
         }
-        if (c->res)
-            PQclear(c->res);
-        c->res = NULL;
-        if (c->down_logged)
+        if (pgconn_recovered(c->pc))
             log_info("event=rpc_db_up conn=%d", c->idx);
-        c->down_logged = 0;
-        c->backoff_ms = RDB_BACKOFF_MIN_MS;
         c->state = C_IDLE;
         s_kick(c->pool);
         return;
     }
     c->state = C_IDLE;
-    s_finish_job(c, c->errmsg[0] ? c->errmsg : NULL);
+    s_finish_job(c, nres > 0 ? res[0] : NULL, err);
     s_kick(c->pool);
 }
 
-static void s_on_read(evutil_socket_t fd, short what, void *arg)
+/* Connected: set the session up before taking jobs. */
+static void s_on_up(void *arg)
 {
     rconn_t *c = arg;
-    (void)fd;
-    (void)what;
-    if (!c->conn)
-        return;
-    if (!PQconsumeInput(c->conn)) {
-        s_fail(c, PQerrorMessage(c->conn));
-        return;
-    }
-    while (c->conn && (c->state == C_BUSY || c->state == C_SETUP) && !PQisBusy(c->conn)) {
-        PGresult *r = PQgetResult(c->conn);
-        if (!r) {
-            s_query_done(c);
-            continue;
-        }
-        ExecStatusType st = PQresultStatus(r);
-        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !c->errmsg[0]) {
-            const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-            snprintf(c->errmsg, sizeof c->errmsg, "%s",
-                     m ? m : (PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : "query failed"));
-        }
-        if (!c->res)
-            c->res = r;
-        else
-            PQclear(r);
-    }
-    if (c->conn && PQstatus(c->conn) == CONNECTION_BAD)
-        s_fail(c, PQerrorMessage(c->conn));
-    /* notifications are not expected here (no LISTEN); drop any */
-    PGnotify *n;
-    while (c->conn && (n = PQnotifies(c->conn)) != NULL)
-        PQfreemem(n);
-}
-
-static void s_quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    log_debug("event=pg_notice msg=\"%.200s\"", msg);
-}
-
-static void s_connected(rconn_t *c)
-{
-    evtimer_del(c->timer);
-    s_free_event(&c->ev_conn);
-    PQsetnonblocking(c->conn, 1);
-    PQsetNoticeProcessor(c->conn, s_quiet, NULL);
-    c->ev_sock = event_new(c->pool->base, PQsocket(c->conn), EV_READ | EV_PERSIST, s_on_read, c);
-    if (!c->ev_sock || event_add(c->ev_sock, NULL) != 0) {
-        s_fail(c, "cannot watch the socket");
-        return;
-    }
     c->state = C_SETUP;
-    c->errmsg[0] = '\0';
     char sql[96];
     snprintf(sql, sizeof sql, "SET statement_timeout = %d", RDB_STATEMENT_TIMEOUT_MS);
-    if (!PQsendQuery(c->conn, sql)) {
-        s_fail(c, PQerrorMessage(c->conn));
-        return;
-    }
-    s_flush(c);
-}
-
-static void s_on_conn(evutil_socket_t fd, short what, void *arg);
-
-static void s_conn_wait(rconn_t *c, PostgresPollingStatusType p)
-{
-    int fd = PQsocket(c->conn);
-    if (fd < 0) {
-        s_fail(c, PQerrorMessage(c->conn));
-        return;
-    }
-    s_free_event(&c->ev_conn);
-    c->ev_conn = event_new(c->pool->base, fd, p == PGRES_POLLING_READING ? EV_READ : EV_WRITE,
-                           s_on_conn, c);
-    if (!c->ev_conn || event_add(c->ev_conn, NULL) != 0)
-        s_fail(c, "cannot watch the socket");
-}
-
-static void s_on_conn(evutil_socket_t fd, short what, void *arg)
-{
-    rconn_t *c = arg;
-    (void)fd;
-    (void)what;
-    PostgresPollingStatusType p = PQconnectPoll(c->conn);
-    if (p == PGRES_POLLING_READING || p == PGRES_POLLING_WRITING)
-        s_conn_wait(c, p);
-    else if (p == PGRES_POLLING_OK)
-        s_connected(c);
-    else
-        s_fail(c, PQerrorMessage(c->conn));
-}
-
-static void s_connect(rconn_t *c)
-{
-    c->state = C_CONNECTING;
-    c->conn = PQconnectStart(c->pool->conninfo);
-    if (!c->conn) {
-        s_fail(c, "out of memory");
-        return;
-    }
-    if (PQstatus(c->conn) == CONNECTION_BAD) {
-        s_fail(c, PQerrorMessage(c->conn));
-        return;
-    }
-    s_timer_in(c, RDB_CONNECT_TIMEOUT_MS);
-    s_conn_wait(c, PGRES_POLLING_WRITING);
-}
-
-static void s_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    rconn_t *c = arg;
-    (void)fd;
-    (void)what;
-    if (c->state == C_DOWN)
-        s_connect(c);
-    else if (c->state == C_CONNECTING)
-        s_fail(c, "connect timed out");
+    pgconn_send(c->pc, sql);
 }
 
 rdb_t *rdb_new(struct event_base *base, const char *conninfo, int nconns)
@@ -409,9 +221,11 @@ rdb_t *rdb_new(struct event_base *base, const char *conninfo, int nconns)
         rconn_t *c = &self->conns[i];
         c->pool = self;
         c->idx = i;
-        c->backoff_ms = RDB_BACKOFF_MIN_MS;
-        c->timer = evtimer_new(base, s_on_timer, c);
-        if (!c->timer)
+        pgconn_config_t pcfg = { .conninfo = conninfo, .name = "rpc_db", .id = i,
+                                 .quiet_retries = 1 };
+        pgconn_callbacks_t pcb = { s_on_up, s_on_results, NULL, s_on_down, c };
+        c->pc = pgconn_new(base, &pcfg, &pcb);
+        if (!c->pc)
             goto fail;
     }
     return self;
@@ -423,8 +237,7 @@ fail:
 void rdb_start(rdb_t *self)
 {
     for (int i = 0; i < self->nconns; i++)
-        if (self->conns[i].state == C_DOWN && !self->conns[i].conn)
-            s_connect(&self->conns[i]);
+        pgconn_start(self->conns[i].pc);     /* -1 (ignored): already started */
 }
 
 void rdb_destroy(rdb_t **self_p)
@@ -435,9 +248,8 @@ void rdb_destroy(rdb_t **self_p)
     self->destroying = 1;
     for (int i = 0; self->conns && i < self->nconns; i++) {
         rconn_t *c = &self->conns[i];
-        s_close(c);
-        s_finish_job(c, "shutting down");
-        s_free_event(&c->timer);
+        pgconn_destroy(&c->pc);
+        s_finish_job(c, NULL, "shutting down");
     }
     while (self->qhead) {
         job_t *j = self->qhead;
