@@ -327,6 +327,14 @@ void conn_close(conn_t *c)
     s_enter_backlog(c);
 }
 
+void conn_close_idle(gw_t *gw)
+{
+    for (conn_t *c = gw->conns; c; c = c->all_next)
+        if (c->state == CONN_HTTP && !c->reaping &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            conn_close(c);
+}
+
 void conn_free_all(gw_t *gw)
 {
     for (conn_t *c = gw->conns; c; c = c->all_next) {
@@ -460,6 +468,8 @@ void conn_http_reply(conn_t *c, int status, const char *ctype, const char *extra
     if (c->state == CONN_CLOSING)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->gw->draining)
+        c->keep_alive = 0;      /* the last answer on this connection */
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, s_status_text(status));
     if (ctype)
         evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);

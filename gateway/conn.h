@@ -36,6 +36,10 @@ void conn_close(conn_t *c);
 void conn_abort(conn_t *c);
 /* Frees the connections closed since the last call (the loop calls it). */
 void conn_reap(gw_t *gw);
+/* Closes every connection that waits between HTTP requests (keep-alive
+ * with nothing received): a draining gateway does not wait for them. The
+ * others answer their request with Connection: close while draining. */
+void conn_close_idle(gw_t *gw);
 /* Closes and frees every connection (shutdown, after the sessions). */
 void conn_free_all(gw_t *gw);
 /* Writes the output queued during this loop turn, one writev per

@@ -105,6 +105,7 @@ static void s_signal_cb(evutil_socket_t sig, short what, void *arg)
     if (gw->listener)
         evconnlistener_disable(gw->listener);
     session_close_all(gw, "server shutting down");
+    conn_close_idle(gw);
     struct timeval deadline = { gw->cfg.drain_timeout_ms / 1000, (gw->cfg.drain_timeout_ms % 1000) * 1000 };
     event_base_loopexit(gw->base, &deadline);
     struct timeval tick = { 0, 50000 };

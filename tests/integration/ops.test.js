@@ -317,3 +317,30 @@ test('broker failover as the metrics tell it: the standby becomes leader and pub
   assert.ok(value(g, 'belfry_broker_last_seq') >= seq0 + 1);
   assert.equal((await fetch(`${cluster.brokers[1].httpUrl}/readyz`)).status, 200);
 });
+
+test('SIGTERM drains a gateway: idle keep-alive HTTP connections do not hold it; it stops with none left', T, async () => {
+  const g = cluster.gateways[1];
+  // an HTTP/1.1 client that keeps its connection after a request, as
+  // monitoring agents and load balancers do
+  const net = require('node:net');
+  const sock = net.connect({ host: '127.0.0.1', port: g.port });
+  let got = '';
+  let closed = false;
+  sock.setEncoding('latin1');
+  sock.on('data', (d) => { got += d; });
+  sock.on('close', () => { closed = true; });
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor(() => /^HTTP\/1\.1 200[^]*\r\n\r\n/.test(got), 'the keep-alive request is answered');
+  assert.doesNotMatch(got, /Connection: close/i, 'the connection was kept');
+  const client = await connect(g.url, { token: cluster.token('drain'), label: 'drained' });
+  const r = await cluster.stopGateway(1, 'SIGTERM');
+  assert.equal(r.forced, false, 'the gateway exited by itself');
+  assert.equal(r.code, 0, `clean exit: ${JSON.stringify(r)}`);
+  assert.ok(g.proc.lines.some((l) => /event=stopped connections=0\b/.test(l)),
+    `it stopped with no connection left, not at the drain deadline:\n${g.proc.tail(5)}`);
+  await waitFor(() => closed, 'the idle keep-alive connection was closed');
+  await waitFor(() => !client.socket.connected, 'the Socket.IO client was disconnected');
+  await cluster.startGateway(1);
+});
