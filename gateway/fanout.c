@@ -8,11 +8,14 @@
  *
  *  Per room (fo_room_t, attached to the room index entry):
  *    last       the last seq delivered here. A fresh subscription follows
- *               the clone pattern: subscribe, ask the broker for the room's
- *               position, drop what is at or below it; live messages that
- *               arrive meanwhile wait in the room's queue. Messages before the
- *               position are the past (a client gets its unread snapshot for
- *               that), after it the live stream.
+ *               the clone pattern: subscribe, ask the leading broker for its
+ *               head (a ping: seqs are global, so every message published
+ *               after the answer is above it, whichever its room), drop what
+ *               is at or below it; live messages that arrive meanwhile wait
+ *               in the room's queue. Messages up to the position are the
+ *               past (a client gets its unread snapshot for that), after it
+ *               the live stream. The periodic check (`positions`, the
+ *               rooms' own last seqs) finds a lost tail.
  *    replaying  a replay is in flight: live messages wait in the room's
  *               queue (bounded) and are processed after it, in order.
  *  A replay that cannot be completed (the broker no longer has the range)
@@ -392,11 +395,6 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
     fanout_t *f = req->f;
     const msgpack_object *seqs = up_get(reply, "seqs");
     int ok = !error && seqs && seqs->type == MSGPACK_OBJECT_ARRAY && seqs->via.array.size == req->n;
-    /* the broker's head when it answered: every later message has a higher
-     * seq, so it is the position of a room that has no message yet */
-    uint64_t head = 0;
-    if (!ok || up_get_u64(reply, "seq", &head) < 0)
-        head = 0;
     for (size_t i = 0; i < req->n; i++) {
         fo_room_t *fr = req->rooms[i];
         if (!fr)
@@ -405,22 +403,6 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
         const msgpack_object *o = ok ? &seqs->via.array.ptr[i] : NULL;
         if (o && o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             o = NULL;
-        if (fr->positioning) {
-            /* the clone pattern's snapshot point; without an answer, fall
-             * back to the gateway's view of the head */
-            fr->positioning = 0;
-            fr->last = o ? o->via.u64 : f->head;
-            /* 0 would mean "unknown, take what comes", and a room's first
-             * message lost at the transport (a subscription not yet active
-             * there) would then pass unseen: start a room without history
-             * at the broker's head, so the next message's prev reveals it */
-            if (fr->last == 0)
-                fr->last = head ? head : f->head;
-            fr->unknown_ok = 1;
-            s_flush_queue(f, fr);
-            sock_room_positioned(fr->room);
-            continue;
-        }
         if (!o)
             continue;
         if (fr->last == 0) {
@@ -433,6 +415,61 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
     if (error)
         log_debug("event=positions_failed reason=\"%s\"", error);
     free(req);
+}
+
+/* The ping answer for fresh rooms (clone pattern). The leader's last
+ * published seq when it answered is every fresh room's position: each later
+ * message has a higher seq, whichever room it is for, so nothing published
+ * after the answer is taken for the past, and the next message's prev
+ * reveals a first message lost at the transport. No database query: a
+ * connect costs the broker nothing but this answer. */
+static void s_fresh_reply(void *arg, const msgpack_object *reply, const char *error)
+{
+    fo_req_t *req = arg;
+    fanout_t *f = req->f;
+    uint64_t seq = 0;
+    const msgpack_object *leader = error ? NULL : up_get(reply, "leader");
+    if (error || !leader || leader->type != MSGPACK_OBJECT_BOOLEAN || !leader->via.boolean ||
+        up_get_u64(reply, "seq", &seq) < 0)
+        seq = 0;
+    if (seq == 0) {
+        /* no answer from a leader: our own view of the head */
+        seq = f->head;
+        log_debug("event=positions_failed reason=\"%s\"", error ? error : "not the leader");
+    } else if (seq > f->head) {
+        f->head = seq;
+    }
+    for (size_t i = 0; i < req->n; i++) {
+        fo_room_t *fr = req->rooms[i];
+        if (!fr)
+            continue;
+        fr->pos_req = NULL;
+        if (!fr->positioning)
+            continue;
+        fr->positioning = 0;
+        fr->last = seq;
+        fr->unknown_ok = 1;
+        s_flush_queue(f, fr);
+        sock_room_positioned(fr->room);
+    }
+    free(req);
+}
+
+/* Positions the fresh rooms of list[0..n) with one ping to the leader. */
+static void s_send_fresh(fanout_t *f, fo_room_t **list, size_t n)
+{
+    fo_req_t *req = malloc(sizeof *req + n * sizeof(fo_room_t *));
+    if (!req)
+        return;             /* the next check asks again */
+    req->f = f;
+    req->n = n;
+    for (size_t i = 0; i < n; i++) {
+        req->rooms[i] = list[i];
+        list[i]->pos_req = req;
+        list[i]->pos_idx = i;
+    }
+    up_begin(f->gw->upstream, "ping", 0);
+    up_send(f->gw->upstream, s_fresh_reply, req, NULL, f->gw->cfg.rpc_timeout_ms);
 }
 
 static int s_key_cmp(const void *a, const void *b)
@@ -495,9 +532,22 @@ static void s_check(fanout_t *f, int only_fresh)
     fo_room_t **list = malloc(total * sizeof *list);
     if (!list)
         return;
+    size_t nfresh = 0;
     while ((room = rooms_next(rooms, &pos)) != NULL) {
         fo_room_t *fr = room_data(room);
-        if (fr && !fr->replaying && !fr->pos_req && (!only_fresh || fr->positioning))
+        if (fr && fr->positioning && !fr->pos_req)
+            list[nfresh++] = fr;
+    }
+    if (nfresh)
+        s_send_fresh(f, list, nfresh);
+    if (only_fresh) {
+        free(list);
+        return;
+    }
+    pos = 0;
+    while ((room = rooms_next(rooms, &pos)) != NULL) {
+        fo_room_t *fr = room_data(room);
+        if (fr && !fr->replaying && !fr->pos_req && !fr->positioning)
             list[n++] = fr;
     }
     qsort(list, n, sizeof *list, s_key_cmp);
