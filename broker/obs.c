@@ -75,83 +75,91 @@ int obs_render(obs_t *self, struct evbuffer *b)
     s_snapshot(self, &st);
     size_t before = evbuffer_get_length(b);
 
-    prom_u64(b, "belfry_broker_leader", "gauge",
-          "1 while this broker holds the leader lock and streams rows.", (uint64_t)st.leader);
-    prom_u64(b, "belfry_broker_standby", "gauge",
-          "1 while connected to PostgreSQL and another broker leads.", (uint64_t)st.standby);
-    prom_u64(b, "belfry_broker_db_connected", "gauge",
-          "1 while the cursor connection to PostgreSQL is up.", (uint64_t)st.db_connected);
-    prom_u64(b, "belfry_broker_rpc_db_connections", "gauge",
-          "RPC pool connections to PostgreSQL that are up.", (uint64_t)st.rpc_db_connected);
-    prom_u64(b, "belfry_broker_rpc_db_connections_max", "gauge",
-          "RPC pool size (--rpc-db-conns).", (uint64_t)st.rpc_db_conns);
-    prom_u64(b, "belfry_broker_fanout_ready", "gauge",
-          "1 while the fan-out transport can carry messages.", (uint64_t)st.fanout_ready);
-    prom_u64(b, "belfry_broker_published_messages_total", "counter",
-          "Rows published on the fan-out.", st.published);
-    prom_u64(b, "belfry_broker_published_bytes_total", "counter",
-          "Envelope bytes published on the fan-out.", st.published_bytes);
-    prom_u64(b, "belfry_broker_publish_errors_total", "counter",
-          "Rows and heartbeats the fan-out refused or could not encode.", st.publish_errors);
-    prom_u64(b, "belfry_broker_batch_reads_total", "counter",
-          "Batch reads committed, empty ones included.", st.reads);
-    prom_u64(b, "belfry_broker_batches_total", "counter", "Non-empty batches read.", st.batches);
-    prom_u64(b, "belfry_broker_rows_read_total", "counter", "Rows read from PostgreSQL.", st.rows);
+    const prom_metric_t state[] = {
+        { "belfry_broker_leader", "gauge",
+          "1 while this broker holds the leader lock and streams rows.", (uint64_t)st.leader },
+        { "belfry_broker_standby", "gauge",
+          "1 while connected to PostgreSQL and another broker leads.", (uint64_t)st.standby },
+        { "belfry_broker_db_connected", "gauge",
+          "1 while the cursor connection to PostgreSQL is up.", (uint64_t)st.db_connected },
+        { "belfry_broker_rpc_db_connections", "gauge",
+          "RPC pool connections to PostgreSQL that are up.", (uint64_t)st.rpc_db_connected },
+        { "belfry_broker_rpc_db_connections_max", "gauge",
+          "RPC pool size (--rpc-db-conns).", (uint64_t)st.rpc_db_conns },
+        { "belfry_broker_fanout_ready", "gauge",
+          "1 while the fan-out transport can carry messages.", (uint64_t)st.fanout_ready },
+        { "belfry_broker_published_messages_total", "counter",
+          "Rows published on the fan-out.", st.published },
+        { "belfry_broker_published_bytes_total", "counter",
+          "Envelope bytes published on the fan-out.", st.published_bytes },
+        { "belfry_broker_publish_errors_total", "counter",
+          "Rows and heartbeats the fan-out refused or could not encode.", st.publish_errors },
+        { "belfry_broker_batch_reads_total", "counter",
+          "Batch reads committed, empty ones included.", st.reads },
+        { "belfry_broker_batches_total", "counter", "Non-empty batches read.", st.batches },
+        { "belfry_broker_rows_read_total", "counter", "Rows read from PostgreSQL.", st.rows },
+    };
+    prom_u64s(b, state, sizeof state / sizeof state[0]);
     prom_hist(b, "belfry_broker_batch_rows", "Rows per non-empty batch.", &self->batch);
-    prom_head(b, "belfry_broker_lag_seconds", "gauge",
-           "Seconds from created_at of the newest published row to its publication.");
-    evbuffer_add_printf(b, "belfry_broker_lag_seconds %.6f\n", self->last_lag);
+    prom_f64(b, "belfry_broker_lag_seconds", "gauge",
+             "Seconds from created_at of the newest published row to its publication.",
+             self->last_lag);
     prom_hist(b, "belfry_broker_publish_lag_seconds",
-           "Seconds from a row's created_at to its publication.", &self->lag);
-    prom_u64(b, "belfry_broker_last_seq", "gauge",
-          "Last published seq (the cursor position before the first row).", st.last_seq);
-    prom_u64(b, "belfry_broker_ring_messages", "gauge",
-          "Published messages kept in memory for replays.", st.ring_msgs);
-    prom_u64(b, "belfry_broker_ring_bytes", "gauge", "Bytes of the ring (topics + envelopes).",
-          st.ring_bytes);
-    prom_u64(b, "belfry_broker_ring_first_seq", "gauge", "Lowest seq in the ring (0: empty).",
-          st.ring_first);
-    prom_u64(b, "belfry_broker_oldest_seq", "gauge",
-          "Lowest `after` a replay or recovery accepts (0: not known yet).", st.oldest);
+              "Seconds from a row's created_at to its publication.", &self->lag);
+    const prom_metric_t ring[] = {
+        { "belfry_broker_last_seq", "gauge",
+          "Last published seq (the cursor position before the first row).", st.last_seq },
+        { "belfry_broker_ring_messages", "gauge",
+          "Published messages kept in memory for replays.", st.ring_msgs },
+        { "belfry_broker_ring_bytes", "gauge", "Bytes of the ring (topics + envelopes).",
+          st.ring_bytes },
+        { "belfry_broker_ring_first_seq", "gauge", "Lowest seq in the ring (0: empty).",
+          st.ring_first },
+        { "belfry_broker_oldest_seq", "gauge",
+          "Lowest `after` a replay or recovery accepts (0: not known yet).", st.oldest },
+    };
+    prom_u64s(b, ring, sizeof ring / sizeof ring[0]);
 
-    char lab[64];
-    prom_head(b, "belfry_broker_rpc_requests_total", "counter", "RPC requests received, by op.");
+    char lab[OBS_OPS_MAX][64];
+    prom_sample_t req[OBS_OPS_MAX], err[OBS_OPS_MAX];
     for (size_t i = 0; i < st.nops; i++) {
-        s_label(lab, sizeof lab, st.ops[i].name);
-        evbuffer_add_printf(b, "belfry_broker_rpc_requests_total{op=\"%s\"} %llu\n", lab,
-                            (unsigned long long)st.ops[i].requests);
+        s_label(lab[i], sizeof lab[i], st.ops[i].name);
+        req[i] = (prom_sample_t){ lab[i], st.ops[i].requests };
+        err[i] = (prom_sample_t){ lab[i], st.ops[i].errors };
     }
-    prom_head(b, "belfry_broker_rpc_errors_total", "counter", "RPC error replies sent, by op.");
-    for (size_t i = 0; i < st.nops; i++) {
-        s_label(lab, sizeof lab, st.ops[i].name);
-        evbuffer_add_printf(b, "belfry_broker_rpc_errors_total{op=\"%s\"} %llu\n", lab,
-                            (unsigned long long)st.ops[i].errors);
-    }
-    prom_u64(b, "belfry_broker_rpc_malformed_total", "counter",
-          "RPC messages dropped unanswered (not a map with an integer id).", st.rpc_malformed);
-    prom_u64(b, "belfry_broker_rpc_queue_length", "gauge",
-          "RPC queries waiting for a database connection.", st.rpc_queue);
-    prom_u64(b, "belfry_broker_db_connects_total", "counter",
-          "Cursor connections to PostgreSQL completed.", st.db_connects);
-    prom_u64(b, "belfry_broker_db_reconnects_total", "counter",
+    prom_u64_by(b, "belfry_broker_rpc_requests_total", "counter", "RPC requests received, by op.",
+                "op", req, st.nops);
+    prom_u64_by(b, "belfry_broker_rpc_errors_total", "counter", "RPC error replies sent, by op.",
+                "op", err, st.nops);
+
+    const prom_metric_t rest[] = {
+        { "belfry_broker_rpc_malformed_total", "counter",
+          "RPC messages dropped unanswered (not a map with an integer id).", st.rpc_malformed },
+        { "belfry_broker_rpc_queue_length", "gauge",
+          "RPC queries waiting for a database connection.", st.rpc_queue },
+        { "belfry_broker_db_connects_total", "counter",
+          "Cursor connections to PostgreSQL completed.", st.db_connects },
+        { "belfry_broker_db_reconnects_total", "counter",
           "Cursor connection losses and failed attempts (each followed by a reconnect).",
-          st.db_reconnects);
-    prom_u64(b, "belfry_broker_retention_prunes_total", "counter", "Retention prunes completed.",
-          st.prunes);
-    prom_u64(b, "belfry_broker_retention_prune_failures_total", "counter",
-          "Retention prunes that failed.", st.prune_failures);
-    prom_u64(b, "belfry_broker_pruned_batches_total", "counter",
-          "belfry_batches rows deleted by retention.", st.pruned_batches);
-    prom_u64(b, "belfry_broker_pruned_sessions_total", "counter",
-          "belfry_sessions rows deleted by retention.", st.pruned_sessions);
-    prom_u64(b, "belfry_broker_held_rows", "gauge",
-          "Rows held at a start of leadership until the ring preload is done.", st.held_rows);
-    prom_u64(b, "belfry_broker_leadership_terms_total", "counter",
-          "Leadership terms this process started.", st.leader_terms);
-    prom_u64(b, "belfry_broker_http_requests_total", "counter",
-          "Requests answered on the HTTP endpoint.", self->http_requests);
-    prom_u64(b, "belfry_broker_start_time_seconds", "gauge", "Process start, Unix time.",
-          (uint64_t)self->started);
+          st.db_reconnects },
+        { "belfry_broker_retention_prunes_total", "counter", "Retention prunes completed.",
+          st.prunes },
+        { "belfry_broker_retention_prune_failures_total", "counter",
+          "Retention prunes that failed.", st.prune_failures },
+        { "belfry_broker_pruned_batches_total", "counter",
+          "belfry_batches rows deleted by retention.", st.pruned_batches },
+        { "belfry_broker_pruned_sessions_total", "counter",
+          "belfry_sessions rows deleted by retention.", st.pruned_sessions },
+        { "belfry_broker_held_rows", "gauge",
+          "Rows held at a start of leadership until the ring preload is done.", st.held_rows },
+        { "belfry_broker_leadership_terms_total", "counter",
+          "Leadership terms this process started.", st.leader_terms },
+        { "belfry_broker_http_requests_total", "counter",
+          "Requests answered on the HTTP endpoint.", self->http_requests },
+        { "belfry_broker_start_time_seconds", "gauge", "Process start, Unix time.",
+          (uint64_t)self->started },
+    };
+    prom_u64s(b, rest, sizeof rest / sizeof rest[0]);
     /* evbuffer_add_printf fails only on allocation failure; a short output
      * is detected by its missing last line. */
     return evbuffer_get_length(b) > before ? 0 : -1;

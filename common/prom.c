@@ -32,6 +32,45 @@ void prom_u64(struct evbuffer *b, const char *name, const char *type, const char
     evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
+void prom_f64(struct evbuffer *b, const char *name, const char *type, const char *help, double v)
+{
+    prom_head(b, name, type, help);
+    evbuffer_add_printf(b, "%s %.6f\n", name, v);
+}
+
+void prom_u64s(struct evbuffer *b, const prom_metric_t *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        prom_u64(b, m[i].name, m[i].type, m[i].help, m[i].v);
+}
+
+/* A label value between its quotes: backslash, double quote and line feed
+ * escaped, everything else as is. */
+static void s_label_value(struct evbuffer *b, const char *v)
+{
+    const char *run = v;
+    for (; *v; v++) {
+        const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+        if (!esc)
+            continue;
+        evbuffer_add(b, run, (size_t)(v - run));
+        evbuffer_add(b, esc, 2);
+        run = v + 1;
+    }
+    evbuffer_add(b, run, (size_t)(v - run));
+}
+
+void prom_u64_by(struct evbuffer *b, const char *name, const char *type, const char *help,
+                 const char *label, const prom_sample_t *s, size_t n)
+{
+    prom_head(b, name, type, help);
+    for (size_t i = 0; i < n; i++) {
+        evbuffer_add_printf(b, "%s{%s=\"", name, label);
+        s_label_value(b, s[i].value ? s[i].value : "");
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)s[i].v);
+    }
+}
+
 void prom_hist(struct evbuffer *b, const char *name, const char *help, const prom_hist_t *h)
 {
     prom_head(b, name, "histogram", help);
