@@ -62,7 +62,9 @@ typedef struct {
     /* High-water mark in messages: ZeroMQ SNDHWM/RCVHWM; NATS pending
      * messages per subscription. 0: 1000000. */
     long hwm;
-    const char *redis_url;      /* BUS_REDIS: redis://[:password@]host[:port][/db] */
+    const char *redis_url;      /* BUS_REDIS: redis://[:password@]host[:port][/db], or
+                                 * redis-cluster://[:password@]host:port[,host:port...]
+                                 * (seed nodes of a Redis Cluster: sharded pub/sub) */
     const char *nats_url;       /* BUS_NATS: nats://host:port, comma-separated for a cluster */
     const char *name;           /* client name shown by the server (NATS), or NULL */
     bus_message_fn on_message;  /* BUS_SUB: required */
@@ -139,5 +141,34 @@ long bus_redis_topic(const char *chan, size_t clen);
  * ignored (pub/sub channels are not per database). Returns 0 or -1. */
 int bus_redis_parse_url(const char *url, char *host, size_t hostcap, int *port,
                         char *password, size_t passcap);
+
+/* ---- Redis Cluster (common/bus_rcluster.c), exported for the tests -------- */
+
+/* Most seed nodes in a redis-cluster:// URL, and the longest host name. */
+#define BUS_RCLUSTER_SEEDS_MAX 16
+#define BUS_RCLUSTER_HOST_MAX 256
+
+typedef struct {
+    char host[BUS_RCLUSTER_HOST_MAX];   /* name or address, NUL-terminated, no brackets */
+    int port;
+} bus_rcluster_seed_t;
+
+/* 1 when url names a Redis Cluster (starts with "redis-cluster://"), else 0
+ * (NULL-safe). BUS_REDIS uses the cluster backend for such a URL. */
+int bus_rcluster_is_url(const char *url);
+/* Parses redis-cluster://[[user]:password@]host[:port][,host[:port]...][/]
+ * (port 6379 when omitted; an IPv6 address in brackets, [::1]:7000) into
+ * seeds (capacity cap) and password (capacity passcap, "" if none).
+ * Returns the number of seeds (>= 1), or -1 on a malformed URL, an empty
+ * or bad host or port, more seeds than cap, or a value over its capacity. */
+int bus_rcluster_parse_url(const char *url, bus_rcluster_seed_t *seeds, size_t cap,
+                           char *password, size_t passcap);
+/* CRC16-XMODEM (polynomial 0x1021, initial value 0) of len bytes, the
+ * checksum of the Redis Cluster specification: "123456789" -> 0x31C3. */
+uint16_t bus_rcluster_crc16(const void *data, size_t len);
+/* The Redis Cluster hash slot (0..16383) of a key or shard channel: CRC16
+ * of the bytes between the first '{' and the first '}' after it when that
+ * part is not empty (the hash tag), else of the whole key, mod 16384. */
+unsigned bus_rcluster_keyslot(const void *key, size_t len);
 
 #endif

@@ -41,6 +41,9 @@ struct bus {
 int bus_zmq_open(bus_t *self, const bus_config_t *cfg, char *err, size_t errcap);
 int bus_redis_open(bus_t *self, const bus_config_t *cfg, char *err, size_t errcap);
 int bus_nats_open(bus_t *self, const bus_config_t *cfg, char *err, size_t errcap);
+/* The Redis Cluster variant of BUS_REDIS (bus_rcluster.c): bus_redis_open
+ * hands over to it when cfg->redis_url is a redis-cluster:// URL. */
+int bus_rcluster_open(bus_t *self, const bus_config_t *cfg, char *err, size_t errcap);
 
 /* Delivers a received message to the caller (counts it). */
 void bus_deliver(bus_t *self, const void *topic, size_t tlen, const void *body, size_t blen);

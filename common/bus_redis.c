@@ -23,19 +23,16 @@
  *  that channel), so a subscription to a channel whose unsubscription is in
  *  flight is deferred until the confirmation (unsub_pending).
  *
- *  Limits: plain (global) pub/sub only. Redis Cluster forwards PUBLISH to
- *  every node, so this backend works against any single node of a cluster,
- *  but does not use sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7):
- *  hiredis 0.14's asynchronous API does not know the sharded commands (their
+ *  Limits: plain (global) pub/sub only, on one server. Redis Cluster
+ *  forwards PUBLISH to every node, so this backend works against any single
+ *  node of a cluster, but then every message crosses every node. Sharded
+ *  pub/sub (SPUBLISH/SSUBSCRIBE, Redis >= 7) is the cluster mode of
+ *  common/bus_rcluster.c, chosen by a redis-cluster:// URL (bus_redis_open
+ *  hands over to it): hiredis 0.14's asynchronous API cannot carry it (the
  *  "smessage" pushes hit its subscribe bookkeeping unannounced and abort the
- *  process on an assertion), and sharding would also need slot routing
- *  (CRC16 of the channel, CLUSTER SHARDS, MOVED handling, one subscriber
- *  connection per shard) that no hiredis version does for pub/sub. What
- *  it would take: a client that understands the sharded pushes (hiredis
- *  with sharded-subscribe support, or parsing replies with hiredis's
- *  redisReader under our own bookkeeping), CLUSTER SHARDS at start and on
- *  MOVED/-CROSSSLOT, SSUBSCRIBE per shard connection grouped by slot, and
- *  SPUBLISH routed to the slot's primary.
+ *  process on an assertion, and it knows no slot routing), so that file runs
+ *  its own RESP connections with hiredis's redisReader, CLUSTER SHARDS, slot
+ *  routing and MOVED handling.
  */
 #include "bus_internal.h"
 #include "log.h"
@@ -325,6 +322,8 @@ static const bus_ops_t s_ops = { s_publish, s_subscribe, s_ready, NULL, s_close 
 
 int bus_redis_open(bus_t *bus, const bus_config_t *cfg, char *err, size_t errcap)
 {
+    if (bus_rcluster_is_url(cfg->redis_url))
+        return bus_rcluster_open(bus, cfg, err, errcap);   /* sharded pub/sub */
     bus->ops = &s_ops;
     rb_t *r = calloc(1, sizeof *r);
     if (!r) {

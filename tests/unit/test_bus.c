@@ -121,6 +121,69 @@ TEST(redis_url)
     CHECK(bus_redis_parse_url(NULL, host, sizeof host, &port, pw, sizeof pw) < 0);
 }
 
+TEST(rcluster_url)
+{
+    bus_rcluster_seed_t sd[4];
+    char pw[64];
+    CHECK(bus_rcluster_is_url("redis-cluster://h:1"));
+    CHECK(!bus_rcluster_is_url("redis://h:1"));
+    CHECK(!bus_rcluster_is_url(NULL));
+    CHECK_EQ_INT(bus_rcluster_parse_url("redis-cluster://127.0.0.1:7001", sd, 4, pw, sizeof pw), 1);
+    CHECK_EQ_STR(sd[0].host, "127.0.0.1");
+    CHECK_EQ_INT(sd[0].port, 7001);
+    CHECK_EQ_STR(pw, "");
+    CHECK_EQ_INT(bus_rcluster_parse_url("redis-cluster://:s3c@r:et@a:7001,b,[::1]:7003/", sd, 4, pw,
+                                        sizeof pw), 3);
+    CHECK_EQ_STR(pw, "s3c@r:et");       /* the last '@' ends the password */
+    CHECK_EQ_STR(sd[0].host, "a");
+    CHECK_EQ_INT(sd[0].port, 7001);
+    CHECK_EQ_STR(sd[1].host, "b");
+    CHECK_EQ_INT(sd[1].port, 6379);     /* default port */
+    CHECK_EQ_STR(sd[2].host, "::1");
+    CHECK_EQ_INT(sd[2].port, 7003);
+    CHECK_EQ_INT(bus_rcluster_parse_url("redis-cluster://default:pw@cache:6380", sd, 4, pw, sizeof pw), 1);
+    CHECK_EQ_STR(pw, "pw");
+    CHECK_EQ_STR(sd[0].host, "cache");
+    const char *bad[] = {
+        "", "redis-cluster://", "redis-cluster://:pw@", "redis-cluster://h:0", "redis-cluster://h:70000",
+        "redis-cluster://h:12x", "redis-cluster://h:", "redis-cluster://a:1,,b:2", "redis-cluster://a:1,",
+        "redis-cluster://,a:1", "redis-cluster://h:6379/0", "redis-cluster://[::1:7000",
+        "redis-cluster://[]:7000", "redis://h:7000", "rediss-cluster://h:7000", "h:7000",
+        "redis-cluster://a:1,b:2,c:3,d:4,e:5" /* over cap */, NULL,
+    };
+    for (int i = 0; bad[i]; i++) {
+        if (bus_rcluster_parse_url(bad[i], sd, 4, pw, sizeof pw) >= 0)
+            fprintf(stderr, "  accepted: %s\n", bad[i]);
+        CHECK(bus_rcluster_parse_url(bad[i], sd, 4, pw, sizeof pw) < 0);
+    }
+    CHECK(bus_rcluster_parse_url(NULL, sd, 4, pw, sizeof pw) < 0);
+    CHECK(bus_rcluster_parse_url("redis-cluster://:toolongpassword@h:1", sd, 4, pw, 8) < 0);
+}
+
+TEST(rcluster_keyslot)
+{
+    /* the cluster specification's test vector */
+    CHECK_EQ_INT(bus_rcluster_crc16("123456789", 9), 0x31C3);
+    CHECK_EQ_INT(bus_rcluster_crc16("", 0), 0);
+    CHECK_EQ_INT(bus_rcluster_keyslot("123456789", 9), 0x31C3 & 16383);
+    /* expected values from CLUSTER KEYSLOT of redis-server 7.0.15 */
+    CHECK_EQ_INT(bus_rcluster_keyslot("belfry:/\0user_7\0", 16), 6215);
+    CHECK_EQ_INT(bus_rcluster_keyslot("belfry:/\0all\0", 13), 13483);
+    CHECK_EQ_INT(bus_rcluster_keyslot("belfry:\x01hb\0", 11), 3511);
+    CHECK_EQ_INT(bus_rcluster_keyslot("{user1000}.following", 21), 3443);
+    CHECK_EQ_INT(bus_rcluster_keyslot("foo{}{bar}", 10), 8363);      /* empty tag: whole key */
+    CHECK_EQ_INT(bus_rcluster_keyslot("foo{{bar}}zap", 13), 4015);   /* tag is "{bar" */
+    /* hash tags: same tag, same slot; an unclosed brace is no tag */
+    CHECK_EQ_INT(bus_rcluster_keyslot("a{room}b", 8), bus_rcluster_keyslot("room", 4));
+    CHECK_EQ_INT(bus_rcluster_keyslot("{room}", 6), bus_rcluster_keyslot("x{room}{y}", 10));
+    CHECK_EQ_INT(bus_rcluster_keyslot("a{room", 6), bus_rcluster_crc16("a{room", 6) & 16383);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof k, "user_%d", i);
+        CHECK(bus_rcluster_keyslot(k, (size_t)n) < 16384);
+    }
+}
+
 /* ---- with a loop ---------------------------------------------------------- */
 
 typedef struct {
@@ -268,11 +331,43 @@ TEST(redis_server_down)
     CHECK(s_down(BUS_REDIS, failed_) == 0);
 }
 
+/* The cluster variant with no node reachable: a well-formed URL is not an
+ * error, the seeds are retried, nothing is ready, publishes are dropped. */
+TEST(rcluster_down)
+{
+    struct event_base *base = event_base_new();
+    char err[256];
+    got_t g = { 0 };
+    bus_config_t c = { .kind = BUS_REDIS, .redis_url = "redis-cluster://127.0.0.1:1,127.0.0.1:2",
+                       .on_message = s_on_msg, .arg = &g };
+    bus_t *sub = bus_new(base, &c, BUS_SUB, err, sizeof err);
+    bus_t *pub = bus_new(base, &c, BUS_PUB, err, sizeof err);
+    CHECK(sub != NULL && pub != NULL);
+    static const char t[] = "/\0r";
+    CHECK(bus_subscribe(sub, t, sizeof t) == 0);
+    s_run(base, 400);
+    CHECK(!bus_ready(sub) && !bus_ready(pub));
+    CHECK(bus_publish(pub, t, sizeof t, "x", 1) < 0);
+    CHECK(bus_unsubscribe(sub, t, sizeof t) == 0);
+    bus_stats_t st;
+    bus_stats(pub, &st);
+    CHECK_EQ_INT(st.publish_errors, 1);
+    CHECK(st.errors >= 2);              /* both seeds tried */
+    CHECK_EQ_INT(st.connects, 0);
+    bus_destroy(&sub);
+    bus_destroy(&pub);
+    /* a malformed cluster URL is a settings error that names the option */
+    c.redis_url = "redis-cluster://h:0";
+    CHECK(bus_new(base, &c, BUS_SUB, err, sizeof err) == NULL);
+    CHECK(strstr(err, "--redis-url") != NULL);
+    event_base_free(base);
+}
+
 TEST(nats_server_down)
 {
     CHECK(s_down(BUS_NATS, failed_) == 0);
 }
 
 TEST_MAIN(kind_names, nats_subject_roundtrip, nats_subject_every_byte_one_token, nats_subject_rejects,
-          redis_channel, redis_url, bad_settings, zmq_delivery_and_isolation, redis_server_down,
-          nats_server_down)
+          redis_channel, redis_url, rcluster_url, rcluster_keyslot, bad_settings,
+          zmq_delivery_and_isolation, redis_server_down, rcluster_down, nats_server_down)
