@@ -401,7 +401,8 @@ TEST(loss_reconnects_and_logs)
     CHECK_EQ_INT(s_own.dones, 2);
     CHECK_EQ_INT(s_srv.accepts, 2);
     CHECK_EQ_STR(s_srv.last_query, "LISTEN chan");
-    CHECK(took >= 20);                                 /* waited the backoff */
+    CHECK(took >= 15);                  /* waited the 20 ms backoff (libevent's cached clock may
+                                         * start it a few ms early) */
     CHECK(strstr(log, "event=db_down reason=\"connection lost") != NULL);
     CHECK(strstr(log, "retry_ms=20") != NULL);
     CHECK(strstr(log, "conn=") == NULL);               /* no id: no conn key */
@@ -428,7 +429,7 @@ TEST(backoff_doubles_to_cap_quietly)
     const char *log = s_log_end();
     CHECK_EQ_INT(s_own.downs, 5);
     CHECK_EQ_INT(s_own.ups, 0);
-    CHECK(took >= 10 + 20 + 40 + 40);                  /* 10, 20, 40, capped at 40 */
+    CHECK(took >= 10 + 20 + 40 + 40 - 10);             /* 10, 20, 40, capped at 40 */
     CHECK_EQ_INT(pgconn_backoff_ms(pc), 40);
     /* quiet_retries: one warning for the outage, with the conn key */
     CHECK_EQ_INT(s_count(log, "event=rpc_db_down"), 1);
@@ -462,7 +463,7 @@ TEST(connect_timeout)
     const char *log = s_log_end();
     close(lfd);
     CHECK_EQ_INT(s_own.downs, 1);
-    CHECK(took >= 150 && took < 2000);
+    CHECK(took >= 140 && took < 2000);
     CHECK(strstr(log, "event=db_down reason=\"connect: timed out\" retry_ms=5000") != NULL);
     pgconn_destroy(&pc);
     event_base_free(base);
