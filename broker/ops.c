@@ -881,10 +881,12 @@ static void s_batch_fail(batch_t *b, const char *err)
     free(b);
 }
 
-/* Moves the queued requests into a new batch_t (NULL on allocation failure:
- * the requests are then answered with an error). */
+/* Moves the queued requests into a new batch_t. NULL when none are queued,
+ * or on allocation failure (the requests are then answered with an error). */
 static batch_t *s_batch_take(batchq_t *q)
 {
+    if (q->n == 0)
+        return NULL;
     batch_t *b = malloc(sizeof *b);
     if (!b) {
         for (size_t i = 0; i < q->n; i++)
@@ -897,6 +899,33 @@ static batch_t *s_batch_take(batchq_t *q)
     q->n = 0;
     event_del(q->timer);
     return b;
+}
+
+#define OPS_BATCH_COLS 4        /* array parameters of a batched query, at most */
+
+/* Runs one query for the whole batch: parameter c (< k <= OPS_BATCH_COLS)
+ * is the PostgreSQL text array of cols[c * b->n .. c * b->n + b->n - 1]
+ * (cols NULL: memory ran out while building them). done answers the
+ * requests; on any failure here they are answered with an error and b is
+ * freed. Either way the caller no longer owns b. */
+static void s_batch_query(ops_t *self, batch_t *b, const rpc_str_t *cols, int k, const char *sql,
+                          rdb_done_fn done)
+{
+    msgpack_sbuffer arr[OPS_BATCH_COLS];
+    const char *p[OPS_BATCH_COLS];
+    for (int c = 0; c < k; c++)
+        msgpack_sbuffer_init(&arr[c]);
+    int ok = cols != NULL;
+    for (int c = 0; ok && c < k; c++) {
+        ok = ops_pg_array(&arr[c], cols + (size_t)c * b->n, b->n) == 0;
+        p[c] = arr[c].data;
+    }
+    if (!ok)
+        s_batch_fail(b, "out of memory");
+    else if (rdb_query(self->rdb, sql, k, p, done, b) < 0)
+        s_batch_fail(b, "busy");
+    for (int c = 0; c < k; c++)
+        msgpack_sbuffer_destroy(&arr[c]);
 }
 
 static void s_unread_done(void *arg, const PGresult *res, const char *err)
@@ -925,41 +954,23 @@ static void s_unread_done(void *arg, const PGresult *res, const char *err)
 
 static void s_unread_flush(ops_t *self)
 {
-    batchq_t *q = &self->unread;
-    if (q->n == 0)
-        return;
-    batch_t *b = s_batch_take(q);
+    batch_t *b = s_batch_take(&self->unread);
     if (!b)
         return;
-    rpc_str_t *cols = calloc(3 * b->n, sizeof *cols);
-    char *lims = malloc(b->n * 24);
-    msgpack_sbuffer la, lb, lc;
-    msgpack_sbuffer_init(&la);
-    msgpack_sbuffer_init(&lb);
-    msgpack_sbuffer_init(&lc);
-    int ok = cols && lims;
-    for (size_t i = 0; ok && i < b->n; i++) {
+    size_t n = b->n;
+    rpc_str_t *cols = calloc(3 * n, sizeof *cols);
+    char *lims = malloc(n * 24);
+    for (size_t i = 0; cols && lims && i < n; i++) {
         cols[i] = b->reqs[i]->user;
-        cols[b->n + i] = b->reqs[i]->ns;
+        cols[n + i] = b->reqs[i]->ns;
         char *l = lims + i * 24;
         s_u64_str(l, 24, b->reqs[i]->limit);
-        cols[2 * b->n + i].ptr = l;
-        cols[2 * b->n + i].len = strlen(l);
+        cols[2 * n + i].ptr = l;
+        cols[2 * n + i].len = strlen(l);
     }
-    ok = ok && ops_pg_array(&la, cols, b->n) == 0 && ops_pg_array(&lb, cols + b->n, b->n) == 0 &&
-         ops_pg_array(&lc, cols + 2 * b->n, b->n) == 0;
-    if (!ok) {
-        s_batch_fail(b, "out of memory");
-    } else {
-        const char *p[3] = { la.data, lb.data, lc.data };
-        if (rdb_query(self->rdb, SQL_UNREAD, 3, p, s_unread_done, b) < 0)
-            s_batch_fail(b, "busy");
-    }
+    s_batch_query(self, b, cols && lims ? cols : NULL, 3, SQL_UNREAD, s_unread_done);
     free(cols);
     free(lims);
-    msgpack_sbuffer_destroy(&la);
-    msgpack_sbuffer_destroy(&lb);
-    msgpack_sbuffer_destroy(&lc);
 }
 
 static void s_session_done(void *arg, const PGresult *res, const char *err)
@@ -980,44 +991,29 @@ static void s_session_done(void *arg, const PGresult *res, const char *err)
 
 static void s_session_flush(ops_t *self)
 {
-    batchq_t *q = &self->sessions;
-    if (q->n == 0)
-        return;
-    batch_t *b = s_batch_take(q);
+    batch_t *b = s_batch_take(&self->sessions);
     if (!b)
         return;
-    rpc_str_t *cols = calloc(4 * b->n, sizeof *cols);
-    msgpack_sbuffer *js = calloc(b->n, sizeof *js);
-    msgpack_sbuffer l[4];
-    for (int k = 0; k < 4; k++)
-        msgpack_sbuffer_init(&l[k]);
+    size_t n = b->n;            /* b may be freed by s_batch_query */
+    rpc_str_t *cols = calloc(4 * n, sizeof *cols);
+    msgpack_sbuffer *js = calloc(n, sizeof *js);
     int ok = cols && js;
-    for (size_t i = 0; ok && i < b->n; i++) {
+    for (size_t i = 0; ok && i < n; i++) {
         rpc_req_t *r = b->reqs[i];
         cols[i] = r->pid;
-        cols[b->n + i] = r->user;
-        cols[2 * b->n + i] = r->ns;
+        cols[n + i] = r->user;
+        cols[2 * n + i] = r->ns;
         msgpack_sbuffer_init(&js[i]);
         if (ops_json_array(&js[i], r->rooms, r->nrooms) < 0)
             ok = 0;
-        cols[3 * b->n + i].ptr = js[i].data;
-        cols[3 * b->n + i].len = js[i].size ? js[i].size - 1 : 0;
+        cols[3 * n + i].ptr = js[i].data;
+        cols[3 * n + i].len = js[i].size ? js[i].size - 1 : 0;
     }
-    for (int k = 0; ok && k < 4; k++)
-        ok = ops_pg_array(&l[k], cols + (size_t)k * b->n, b->n) == 0;
-    if (!ok) {
-        s_batch_fail(b, "out of memory");
-    } else {
-        const char *p[4] = { l[0].data, l[1].data, l[2].data, l[3].data };
-        if (rdb_query(self->rdb, SQL_SESSION_PUT, 4, p, s_session_done, b) < 0)
-            s_batch_fail(b, "busy");
-    }
-    for (size_t i = 0; js && i < b->n; i++)
-        msgpack_sbuffer_destroy(&js[i]);
+    s_batch_query(self, b, ok ? cols : NULL, 4, SQL_SESSION_PUT, s_session_done);
+    for (size_t i = 0; js && i < n; i++)
+        msgpack_sbuffer_destroy(&js[i]);    /* calloc'd: an uninitialised one is empty */
     free(js);
     free(cols);
-    for (int k = 0; k < 4; k++)
-        msgpack_sbuffer_destroy(&l[k]);
 }
 
 static void s_on_unread_timer(evutil_socket_t fd, short what, void *arg)
