@@ -873,6 +873,12 @@ static void s_topology_reply(rc_t *rc, int kind, const redisReply *rep)
 static void s_server_error(rc_conn_t *c, int kind, const redisReply *rep)
 {
     rc_t *rc = c->rc;
+    if (kind == RC_SUNSUB && s_is_redirect(rep->str, rep->len)) {
+        /* the slot left that primary, and the subscription with it */
+        log_debug("event=fanout_unsubscribe_moot fanout=redis-cluster server=%s:%d reason=\"%.*s\"",
+                  c->host, c->port, (int)(rep->len > 150 ? 150 : rep->len), rep->str);
+        return;
+    }
     rc->bus->stats.errors++;
     c->server_errors++;
     static const char *const names[] = { "?", "auth", "cluster shards", "cluster slots",
