@@ -460,11 +460,13 @@ int main(int argc, char **argv)
     if (init_schema)
         return s_init_schema(db_url, schema_dir);
 
-    char redacted[1024];
+    char redacted[1024], fan_redacted[1024];
     log_redact_url(db_url, redacted, sizeof redacted);
+    log_redact_url(fan.kind == BUS_ZMQ ? pub_bind : fan.kind == BUS_REDIS ? redis_url : nats_url,
+                   fan_redacted, sizeof fan_redacted);
     log_info("event=start db=\"%s\" fanout=%s pub=%s rpc=%s http=%s channel=%s poll_ms=%ld "
              "rpc_db_conns=%ld ring_size=%ld ring_mb=%ld retention_s=%ld event_function=%s pub_hwm=%ld",
-             redacted, fanout, fan.kind == BUS_ZMQ ? pub_bind : fan.kind == BUS_REDIS ? redis_url : nats_url,
+             redacted, fanout, fan_redacted,
              rpc_bind, *http_addr ? http_addr : "off", channel, poll_ms, rpc_conns, ring_size, ring_mb,
              retention_s, event_fn, pub_hwm);
 

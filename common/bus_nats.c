@@ -118,10 +118,11 @@ static void s_on_connected(natsConnection *nc, void *closure)
 {
     nb_t *n = closure;
     char url[256] = "";
+    char shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_store(&n->connected, 1);
     atomic_fetch_add(&n->connects, 1);
-    log_info("event=fanout_connected fanout=nats server=%s", url);
+    log_info("event=fanout_connected fanout=nats server=%s", log_redact_url(url, shown, sizeof shown));
 }
 
 static void s_on_disconnected(natsConnection *nc, void *closure)
@@ -308,6 +309,7 @@ static const bus_ops_t s_ops = { s_publish, s_subscribe, s_ready, s_stats, s_clo
 int bus_nats_open(bus_t *bus, const bus_config_t *cfg, char *err, size_t errcap)
 {
     bus->ops = &s_ops;
+    char shown[1024];           /* the URL as logged: no password */
     nb_t *n = calloc(1, sizeof *n);
     if (!n) {
         snprintf(err, errcap, "out of memory");
@@ -338,7 +340,8 @@ int bus_nats_open(bus_t *bus, const bus_config_t *cfg, char *err, size_t errcap)
     if (s == NATS_OK)
         s = natsOptions_SetURL(o, cfg->nats_url);
     if (s != NATS_OK) {
-        snprintf(err, errcap, "--nats-url: \"%s\": %s", cfg->nats_url, natsStatus_GetText(s));
+        snprintf(err, errcap, "--nats-url: \"%s\": %s", log_redact_url(cfg->nats_url, shown, sizeof shown),
+                 natsStatus_GetText(s));
         return -1;
     }
     if (cfg->name)
@@ -359,13 +362,14 @@ int bus_nats_open(bus_t *bus, const bus_config_t *cfg, char *err, size_t errcap)
     if (s == NATS_OK) {
         atomic_store(&n->connected, 1);
         atomic_fetch_add(&n->connects, 1);
-        log_info("event=fanout_connected fanout=nats server=%s", cfg->nats_url);
+        log_info("event=fanout_connected fanout=nats server=%s", log_redact_url(cfg->nats_url, shown, sizeof shown));
     } else if (s == NATS_NOT_YET_CONNECTED) {
         log_warn("event=fanout_connect_failed fanout=nats server=%s note=\"retrying in the background\"",
-                 cfg->nats_url);
+                 log_redact_url(cfg->nats_url, shown, sizeof shown));
     } else {
         n->nc = NULL;
-        snprintf(err, errcap, "--nats-url: \"%s\": %s", cfg->nats_url, natsStatus_GetText(s));
+        snprintf(err, errcap, "--nats-url: \"%s\": %s", log_redact_url(cfg->nats_url, shown, sizeof shown),
+                 natsStatus_GetText(s));
         return -1;
     }
     return 0;

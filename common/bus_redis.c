@@ -334,8 +334,9 @@ int bus_redis_open(bus_t *bus, const bus_config_t *cfg, char *err, size_t errcap
     r->backoff_ms = RB_BACKOFF_MIN_MS;
     if (!cfg->redis_url || bus_redis_parse_url(cfg->redis_url, r->host, sizeof r->host, &r->port,
                                                r->password, sizeof r->password) < 0) {
+        char shown[512];
         snprintf(err, errcap, "--redis-url: \"%s\" is not redis://[:password@]host[:port][/db]",
-                 cfg->redis_url ? cfg->redis_url : "");
+                 log_redact_url(cfg->redis_url ? cfg->redis_url : "", shown, sizeof shown));
         return -1;
     }
     r->unsub_pending = map_new();

@@ -82,6 +82,34 @@ static void s_drain_check(evutil_socket_t fd, short what, void *arg)
 
 static struct event *s_drain_tick;
 
+/* Memory a burst of handshakes (or closes) freed is kept by malloc (see the
+ * M_TRIM_THRESHOLD below, which spares the brk churn while connections come
+ * and go); once the connection count has been still for a whole tick after
+ * it moved, it is handed back with malloc_trim, so RSS follows the
+ * connections held rather than the burst's peak. */
+static struct {
+    struct event *ev;
+    uint64_t total, open;       /* connections_total/open at the last tick */
+    int moved;                  /* they changed since the last trim */
+} s_trim;
+
+static void s_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_t *gw = arg;
+    (void)fd;
+    (void)what;
+    if (gw->stats.connections_total != s_trim.total || gw->stats.connections_open != s_trim.open) {
+        s_trim.total = gw->stats.connections_total;
+        s_trim.open = gw->stats.connections_open;
+        s_trim.moved = 1;
+        return;
+    }
+    if (s_trim.moved) {
+        s_trim.moved = 0;
+        malloc_trim(0);
+    }
+}
+
 /* SIGHUP: reopen the log file (after a rotation). */
 static void s_hup_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -328,9 +356,16 @@ int main(int argc, char **argv)
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
     event_add(sighup, NULL);
-    log_info("event=ready listen=%s fanout=%s broker_pub=%s", c->listen, c->fanout,
-             fanout_kind == BUS_ZMQ ? c->broker_pub
-             : fanout_kind == BUS_REDIS ? c->redis_url : c->nats_url);
+    s_trim.ev = event_new(gw.base, -1, EV_PERSIST, s_trim_cb, &gw);
+    if (s_trim.ev) {
+        struct timeval sec = { 1, 0 };
+        event_add(s_trim.ev, &sec);
+    }
+    char fan_redacted[1024];
+    log_redact_url(fanout_kind == BUS_ZMQ ? c->broker_pub
+                   : fanout_kind == BUS_REDIS ? c->redis_url : c->nats_url,
+                   fan_redacted, sizeof fan_redacted);
+    log_info("event=ready listen=%s fanout=%s broker_pub=%s", c->listen, c->fanout, fan_redacted);
 
     event_base_dispatch(gw.base);
 
@@ -344,6 +379,8 @@ int main(int argc, char **argv)
     event_free(sighup);
     if (s_drain_tick)
         event_free(s_drain_tick);
+    if (s_trim.ev)
+        event_free(s_trim.ev);
     rooms_destroy(&gw.rooms);
     up_destroy(&gw.upstream);
     fanout_destroy(&gw.fanout);

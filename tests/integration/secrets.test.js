@@ -30,6 +30,7 @@ const { connect, expectConnectError, closeAll, DEFAULT_WAIT } = require('./lib/c
 const T = { timeout: 90000 * SLOW };
 const JWT_SECRET = `JwtS3cret-${crypto.randomBytes(6).toString('hex')}-belfry`;
 const DB_PASSWORD = `DbPa55-${crypto.randomBytes(6).toString('hex')}-w0rd`;
+const BUS_PASSWORD = `BusPa55-${crypto.randomBytes(6).toString('hex')}-w0rd`;
 
 function getText(port, p) {
   return new Promise((resolve, reject) => {
@@ -46,6 +47,7 @@ describe('secrets stay out of logs and metrics', () => {
   let c;
   let failing = null;
   let failingKw = null;
+  const busProcs = [];
   const goodTokens = [];
 
   before(async () => {
@@ -71,17 +73,36 @@ describe('secrets stay out of logs and metrics', () => {
       '--pub', `tcp://127.0.0.1:${await freePort()}`, '--rpc', `tcp://127.0.0.1:${await freePort()}`, '--log-level', 'debug',
       '--http', '',
     ], { logFile: path.join(ROOT, 'tests', 'out', 'secrets', 'broker-nodb-kw.log') });
+    // brokers and gateways handed Redis / NATS URLs with a password (the
+    // servers are not there: they log their start and their retries)
+    const closed = await freePort();
+    for (const url of [`redis://:${BUS_PASSWORD}@127.0.0.1:${closed}`, `redis-cluster://:${BUS_PASSWORD}@127.0.0.1:${closed}`,
+      `nats://belfry:${BUS_PASSWORD}@127.0.0.1:${closed}`]) {
+      const kind = url.startsWith('nats') ? 'nats' : 'redis';
+      const flag = kind === 'nats' ? '--nats-url' : '--redis-url';
+      const tag = url.split(':')[0];
+      busProcs.push(new Proc(`broker-${tag}`, path.join(BUILD, 'belfry-broker'), [
+        '--db', `postgresql://belfry@127.0.0.1:${closed}/belfry`, '--fanout', kind, flag, url, '--pub', `tcp://127.0.0.1:${await freePort()}`,
+        '--rpc', `tcp://127.0.0.1:${await freePort()}`, '--log-level', 'debug', '--http', '',
+      ], { logFile: path.join(ROOT, 'tests', 'out', 'secrets', `broker-${tag}.log`) }));
+      busProcs.push(new Proc(`gateway-${tag}`, path.join(BUILD, 'belfry-gateway'), [
+        '--listen', `127.0.0.1:${await freePort()}`, '--broker-rpc', c.brokerRpcList(), '--jwt-secret', JWT_SECRET,
+        '--fanout', kind, flag, url, '--log-level', 'debug',
+      ], { logFile: path.join(ROOT, 'tests', 'out', 'secrets', `gateway-${tag}.log`) }));
+    }
   });
   after(async () => {
     await closeAll();
     if (failing) await failing.stop('SIGTERM');
     if (failingKw) await failingKw.stop('SIGTERM');
+    for (const p of busProcs) await p.stop('SIGTERM');
     if (c) await c.stop();
   });
 
   test('exercise the cluster, then search every log and /metrics for the secret, the password and the tokens', T, withLogs(async () => {
     assert.ok(c.broker.alive, 'the broker did not start with the password URL');
     const now = Math.floor(Date.now() / 1000);
+    const outDir0 = path.join(ROOT, 'tests', 'out', 'secrets');
     for (const [i, g] of c.gateways.entries()) {
       const t = c.token(`s${i}`, { expIn: 600 });
       goodTokens.push(t);
@@ -107,12 +128,26 @@ describe('secrets stay out of logs and metrics', () => {
       k.close();
     }
     for (const p of [failing, failingKw]) await p.waitFor(/event=db_down/, 10000 * SLOW);
+    for (const p of busProcs) await p.waitFor(/event=(start|ready)\b/, 10000 * SLOW);
+    // a malformed URL with a password: a settings error that names the URL
+    // without the password, and exit code 2
+    const { spawnSync } = require('node:child_process');
+    for (const [flag, url] of [['--redis-url', `redis://:${BUS_PASSWORD}@127.0.0.1:notaport`],
+      ['--redis-url', `redis-cluster://:${BUS_PASSWORD}@`]]) {
+      const r = spawnSync(path.join(BUILD, 'belfry-gateway'), ['--listen', `127.0.0.1:${await freePort()}`, '--jwt-secret', JWT_SECRET,
+        '--fanout', flag === '--nats-url' ? 'nats' : 'redis', flag, url], { encoding: 'utf8', timeout: 10000 });
+      const out = `${r.stdout}${r.stderr}`;
+      fs.writeFileSync(path.join(outDir0, `bad-url-${flag.slice(2)}-${url.split(':')[0]}.log`), out);
+      assert.equal(r.status, 2, `a malformed ${url.split(':')[0]} URL is a settings error: ${out}`);
+    }
+    for (const p of busProcs) await p.waitFor(/event=fanout_connect_failed|event=fanout_/, 10000 * SLOW);
     await sleep(300);
 
     const needles = [
       ['the JWT secret', JWT_SECRET],
       ['the database password', DB_PASSWORD],
       ['the database password, URL-encoded', encodeURIComponent(DB_PASSWORD)],
+      ['the Redis / NATS password', BUS_PASSWORD],
       ...goodTokens.map((t, i) => [`the signature of good token ${i}`, t.split('.')[2]]),
     ];
     const hits = [];
