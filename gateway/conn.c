@@ -55,7 +55,7 @@ struct conn {
     ws_parser_t *ws;            //  Frame parser, in WebSocket mode
     conn_t *reap_next;          //  Reap list link
     conn_t *all_prev, *all_next;    //  Every connection (freed at shutdown)
-    char origin_hdr[256];       //  Origin of the current request, for CORS
+    char *origin;               //  Origin of the current request, for CORS (NULL if none)
     char peer[64];              //  Peer address, for logs
     char ip[48];                //  Peer address without the port (per-IP limit)
 };
@@ -278,6 +278,7 @@ void conn_abort(conn_t *c)
  * the kernel answer with a reset, which can destroy the response (a 413, a
  * close frame with 1009) before the peer has read it. */
 #define CONN_LINGER_MS 2000
+#define CONN_ORIGIN_MAX 256         /* longest Origin kept for CORS */
 #define CONN_ECHO_MAX (32 << 20)    /* largest message on /echo (conformance) */
 
 static void s_linger_read(struct bufferevent *bev, void *arg)
@@ -351,6 +352,7 @@ void conn_reap(gw_t *gw)
         conn_t *c = gw->reap;
         gw->reap = c->reap_next;
         bufferevent_free(c->bev);
+        free(c->origin);
         if (c->ws) {
             ws_parser_free(c->ws);
             free(c->ws);
@@ -450,16 +452,16 @@ static void s_cors(conn_t *c, struct evbuffer *out)
     const char *allow = c->gw->cfg.cors_origin;
     if (!allow || !*allow)
         return;
-    if (strcmp(allow, "*") == 0 && !c->origin_hdr[0]) {
+    if (strcmp(allow, "*") == 0 && !c->origin) {
         evbuffer_add_printf(out, "Access-Control-Allow-Origin: *\r\n");
         return;
     }
-    if (!c->origin_hdr[0])
+    if (!c->origin)
         return;
-    if (session_origin_allowed(c->gw, c->origin_hdr, strlen(c->origin_hdr)))
+    if (session_origin_allowed(c->gw, c->origin, strlen(c->origin)))
         evbuffer_add_printf(out, "Access-Control-Allow-Origin: %s\r\n"
                                  "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n",
-                            c->origin_hdr);
+                            c->origin);
 }
 
 void conn_http_reply(conn_t *c, int status, const char *ctype, const char *extra,
@@ -574,6 +576,8 @@ int conn_ws_accept(conn_t *c, const http_request_t *req)
     size_t max = c->gw->cfg.max_payload > 0 ? (size_t)c->gw->cfg.max_payload : 1000000;
     ws_parser_init(c->ws, max, 1);
     c->state = CONN_WS;
+    free(c->origin);            /* no HTTP answer follows on this connection */
+    c->origin = NULL;
     s_set_http_timeout(c, 0);
     c->gw->stats.ws_upgrades++;
     return 0;
@@ -629,6 +633,9 @@ static void s_ws_read(conn_t *c)
         else if (r == 0)
             break;
     }
+    /* everything read is handled: an idle connection keeps no message buffer */
+    if (c->ws)
+        ws_parser_trim(c->ws);
 }
 
 /* ---- HTTP ---------------------------------------------------------------- */
@@ -698,11 +705,12 @@ static void s_static(conn_t *c, const http_request_t *req)
 static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, size_t blen)
 {
     const http_header_t *origin = http_find_header(req, "Origin");
-    c->origin_hdr[0] = 0;
-    if (origin && origin->value_len < sizeof c->origin_hdr) {
-        memcpy(c->origin_hdr, origin->value, origin->value_len);
-        c->origin_hdr[origin->value_len] = 0;
-    }
+    free(c->origin);
+    c->origin = NULL;
+    /* kept only while the request is answered (a parked poll answers later);
+     * an origin this long is allowed by no list, so it counts as none */
+    if (origin && origin->value_len < CONN_ORIGIN_MAX)
+        c->origin = strndup(origin->value, origin->value_len);
     const char *p = req->path;
     size_t n = req->path_len;
 #define PATH_IS(lit) (n == sizeof(lit) - 1 && memcmp(p, lit, n) == 0)

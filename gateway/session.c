@@ -59,7 +59,7 @@ static int s_new_sid(char out[SESSION_SID_LEN + 1])
 /* Answers the parked GET with everything queued. */
 static void s_flush_poll(session_t *s)
 {
-    if (!s->poll || evbuffer_get_length(s->queue) == 0 || s->upgraded)
+    if (!s->poll || !s->queue || evbuffer_get_length(s->queue) == 0 || s->upgraded)
         return;
     conn_t *c = s->poll;
     s->poll = NULL;
@@ -72,6 +72,10 @@ static void s_flush_poll(session_t *s)
 
 static void s_queue_record(session_t *s, const char *rec, size_t len)
 {
+    if (!s->queue && !(s->queue = evbuffer_new())) {
+        session_close(s, "out of memory");
+        return;
+    }
     if (evbuffer_get_length(s->queue) > 0)
         evbuffer_add(s->queue, "\x1e", 1);
     evbuffer_add(s->queue, rec, len);
@@ -112,7 +116,7 @@ void session_flush_polls(gw_t *gw)
             continue;
         /* only what no request is waiting for counts against the limit */
         s_flush_poll(s);
-        size_t queued = evbuffer_get_length(s->queue);
+        size_t queued = s->queue ? evbuffer_get_length(s->queue) : 0;
         if ((long)queued > gw->cfg.max_output) {
             gw->stats.slow_consumer_drops++;
             log_warn("event=slow_consumer transport=polling queued=%zu limit=%ld", queued,
@@ -168,9 +172,9 @@ void session_send_binary(session_t *s, const void *data, size_t len)
 /* Moves what polling had queued onto the WebSocket, in order. */
 static void s_flush_queue_to_ws(session_t *s)
 {
-    size_t n = evbuffer_get_length(s->queue);
+    size_t n = s->queue ? evbuffer_get_length(s->queue) : 0;
     if (n == 0)
-        return;
+        goto done;
     char *payload = (char *)evbuffer_pullup(s->queue, -1);
     char *scratch = malloc(n + 1);
     size_t pos = 0;
@@ -186,7 +190,11 @@ static void s_flush_queue_to_ws(session_t *s)
         }
     }
     free(scratch);
-    evbuffer_drain(s->queue, n);
+done:
+    /* a WebSocket session never queues again: give the buffer back */
+    if (s->queue)
+        evbuffer_free(s->queue);
+    s->queue = NULL;
 }
 
 /* ---- heartbeat ----------------------------------------------------------- */
@@ -244,6 +252,14 @@ static int s_expired(session_t *s)
     return 0;
 }
 
+void session_connected(session_t *s)
+{
+    if (s->connect_timer) {
+        event_free(s->connect_timer);
+        s->connect_timer = NULL;
+    }
+}
+
 static void s_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     session_t *s = arg;
@@ -262,11 +278,10 @@ static session_t *s_new(gw_t *gw, int raw, const http_request_t *req)
         return NULL;
     s->gw = gw;
     s->raw = raw;
-    s->queue = evbuffer_new();
     s->hb = event_new(gw->base, -1, 0, s_hb_cb, s);
     if (!raw)
         s->connect_timer = event_new(gw->base, -1, 0, s_connect_timeout_cb, s);
-    if (!s->queue || !s->hb || (!raw && !s->connect_timer) || s_new_sid(s->sid) < 0)
+    if (!s->hb || (!raw && !s->connect_timer) || s_new_sid(s->sid) < 0)
         goto fail;
     char buf[AUTH_QUERY_MAX];
     if (http_query_param(req->query, req->query_len, "token", buf, sizeof buf) >= 0)
@@ -347,7 +362,8 @@ void session_reap(gw_t *gw)
         session_t *s = gw->reap_sessions;
         gw->reap_sessions = s->reap_next;
         sock_destroy_all(s);
-        evbuffer_free(s->queue);
+        if (s->queue)
+            evbuffer_free(s->queue);
         event_free(s->hb);
         if (s->connect_timer)
             event_free(s->connect_timer);

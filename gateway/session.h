@@ -33,7 +33,7 @@ struct session {
     conn_t *ws;                 //  WebSocket transport, once upgraded
     conn_t *probe;              //  WebSocket being probed, before 5
     conn_t *poll;               //  Parked long-poll GET
-    struct evbuffer *queue;     //  Polling: records waiting for the next GET
+    struct evbuffer *queue;     //  Polling: records waiting for the next GET (NULL until one is)
     struct event *hb;           //  Heartbeat timer
     int64_t pong_deadline;      //  Monotonic ms by which a pong is due, 0 if none due
     int pong_refreshed;         //  The deadline was extended once for this ping
@@ -81,6 +81,10 @@ void session_send_pkt(session_t *s, pkt_t *p);
  * with no GET to take it, is over --max-output. Runs at the end of a loop
  * turn, before conn_flush writes. */
 void session_flush_polls(gw_t *gw);
+
+/* A Socket.IO socket connected on the session: its connect timeout is over
+ * (the timer is freed, an idle connection keeps no memory for it). */
+void session_connected(session_t *s);
 
 /* Closes the session: its sockets leave their rooms, its transports close.
  * reason is logged. Safe to call more than once and from any callback: the

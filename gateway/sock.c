@@ -196,6 +196,8 @@ static void s_sock_free(sock_t *k)
     free(k->user);
     json_decref(k->allowed_rooms);
     json_decref(k->publish_rooms);
+    free(k->join_acks);
+    free(k->ack_ids);
     free(k);
 }
 
@@ -390,6 +392,7 @@ static void s_new_pid(sock_t *k)
  * records the rooms for a later recovery and sends the unread snapshot. */
 static void s_connected(sock_t *k)
 {
+    session_connected(k->sess);
     k->recovering = 0;
     s_release_held(k, 1);
     char reply[96];
@@ -814,7 +817,8 @@ static void s_join_leave(sock_t *k, int join, const char *args, size_t args_len,
     /* a room subscribed just now: its messages start at its position, so
      * the ack (the client's "joined") waits for it, as a CONNECT does */
     room_t *r = join && rc == 0 ? k->rooms[k->nrooms - 1].room : NULL;
-    if (r && fanout_room_positioning(r) && k->njoin_acks < SOCK_MAX_JOIN_ACKS) {
+    if (r && fanout_room_positioning(r) && k->njoin_acks < SOCK_MAX_JOIN_ACKS &&
+        (k->join_acks || (k->join_acks = malloc(SOCK_MAX_JOIN_ACKS * sizeof *k->join_acks)))) {
         k->join_acks[k->njoin_acks].room = r;
         k->join_acks[k->njoin_acks].ack = ack_id;
         k->njoin_acks++;
@@ -926,7 +930,8 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
             s_emit_rest(k, "message-back", rest, rest_len, binary, -1);
         } else if (strcmp(name, "request-ack") == 0) {
             /* extension: the server asks the client for an ack */
-            if (k->acks_out < SOCK_MAX_ACKS_OUT) {
+            if (k->acks_out < SOCK_MAX_ACKS_OUT &&
+                (k->ack_ids || (k->ack_ids = malloc(SOCK_MAX_ACKS_OUT * sizeof *k->ack_ids)))) {
                 int64_t id = k->next_ack++;
                 k->ack_ids[k->acks_out++] = id;
                 s_emit_rest(k, "ack-request", rest, rest_len, binary, id);

@@ -27,7 +27,8 @@ struct sock {
     room_slot_t *rooms;         //  Rooms joined (slots registered in the index)
     size_t nrooms, rooms_cap;
     int64_t next_ack;           //  Next id for a server -> client ack request
-    int64_t ack_ids[8];         //  Server -> client ack requests awaiting an answer
+    int64_t *ack_ids;           //  Server -> client ack requests awaiting an answer
+                                //  (SOCK_MAX_ACKS_OUT, allocated at the first)
     size_t acks_out;
     json_t *allowed_rooms;      //  The token's "rooms" claim (array), or NULL
     json_t *publish_rooms;      //  The token's "publish" claim (array), or NULL
@@ -36,7 +37,8 @@ struct sock {
     int join_next;              //  What to do once every room of the socket is positioned
     char join_pid[24];          //  The recovery request waiting for it
     uint64_t join_after;
-    struct { room_t *room; int64_t ack; } join_acks[SOCK_MAX_JOIN_ACKS];
+    struct sock_join_ack { room_t *room; int64_t ack; } *join_acks;
+                                //  SOCK_MAX_JOIN_ACKS, allocated at the first
     size_t njoin_acks;          //  `join` acks waiting for their room's position
     struct held *held;          //  Deliveries held while recovering (oldest first)
     struct held *held_tail;

@@ -63,6 +63,15 @@ void ws_parser_free(ws_parser_t *p)
     p->buf_len = p->buf_cap = 0;
 }
 
+void ws_parser_trim(ws_parser_t *p)
+{
+    if (p->msg_opcode == 0 && p->buf) {
+        free(p->buf);
+        p->buf = NULL;
+        p->buf_len = p->buf_cap = 0;
+    }
+}
+
 static int s_is_control(int opcode)
 {
     return (opcode & 0x8) != 0;

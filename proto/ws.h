@@ -71,6 +71,10 @@ typedef struct {
 
 void ws_parser_init(ws_parser_t *p, size_t max_message, int require_mask);
 void ws_parser_free(ws_parser_t *p);  /* frees the reassembly buffer; p can be reused after init */
+/* Frees the reassembly buffer if no message is in progress (the last event's
+ * data is dead after this), so an idle connection holds none; the parser
+ * goes on as before. */
+void ws_parser_trim(ws_parser_t *p);
 
 /* Consumes bytes from data[0..len). Returns the number of bytes consumed
  * (0..len) and sets ev->opcode to 0 if no event is ready yet, or to the

@@ -702,6 +702,36 @@ TEST(one_event_per_call)
     free(s.b);
 }
 
+/* trim gives the buffer back between messages, keeps a fragmented
+ * message's first part, and the parser goes on. */
+TEST(trim_between_messages)
+{
+    stream_t s = { 0 };
+    st_text(&s, 1, WS_OP_TEXT, "hello");
+    size_t first = s.n;
+    st_text(&s, 0, WS_OP_TEXT, "frag");
+    size_t second = s.n;
+    st_text(&s, 1, WS_OP_CONT, "ment");
+    ws_parser_t p;
+    ws_event_t ev;
+    ws_parser_init(&p, 64, 1);
+    CHECK_EQ_INT(ws_parser_feed(&p, s.b, first, &ev), (ssize_t)first);
+    CHECK_EQ_MEM(ev.data, ev.len, "hello");
+    ws_parser_trim(&p);
+    CHECK(p.buf == NULL && p.buf_cap == 0);
+    CHECK_EQ_INT(ws_parser_feed(&p, s.b + first, second - first, &ev), (ssize_t)(second - first));
+    CHECK_EQ_INT(ev.opcode, 0);
+    ws_parser_trim(&p);                 /* a message in progress: kept */
+    CHECK(p.buf != NULL);
+    CHECK_EQ_INT(ws_parser_feed(&p, s.b + second, s.n - second, &ev), (ssize_t)(s.n - second));
+    CHECK_EQ_INT(ev.opcode, WS_OP_TEXT);
+    CHECK_EQ_MEM(ev.data, ev.len, "fragment");
+    ws_parser_trim(&p);
+    CHECK(p.buf == NULL);
+    ws_parser_free(&p);
+    free(s.b);
+}
+
 static uint32_t rng_state = 12345;
 static uint32_t rnd(void)
 {
@@ -835,5 +865,5 @@ TEST_MAIN(rfc_examples, script_every_split, close_event, length_encodings,
           unmasked_client_frame_is_proto, control_frame_rules, sequencing_errors,
           utf8_errors, utf8_fails_fast, close_frame_rules, max_message,
           buffer_stays_within_limit, errors_are_sticky_and_mapped, one_event_per_call,
-          masked_round_trip, build_header, close_payload_truncates_at_char_boundary,
+          trim_between_messages, masked_round_trip, build_header, close_payload_truncates_at_char_boundary,
           accept_key)
