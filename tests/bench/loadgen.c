@@ -11,7 +11,7 @@
  *  counted as lost messages and a repeat or step back as a duplicate.
  *
  *  Design: one parent process forks --procs workers and only supervises
- *  them; each worker runs one libevent loop over its share of connections,
+ *  them; each worker runs one loop over its share of connections,
  *  spread over the source addresses of --src-addrs (bind() with
  *  IP_BIND_ADDRESS_NO_PORT before connect(), so each address has its own
  *  ephemeral ports) and the --target gateways. A worker writes a small
@@ -23,6 +23,19 @@
  *  mode's work is done (connect: all handshakes done; storm: all
  *  reconnected). Workers die with the parent (PR_SET_PDEATHSIG) and have a
  *  deadline of their own, so a run always ends.
+ *
+ *  The load generator shares the machine with the system it measures, so its
+ *  own cost is kept low (every CPU second it saves goes to the gateways):
+ *  every token is signed before the first connection starts (one HMAC key
+ *  schedule, then one SHA-256 pair per token); the worker's loop is a plain
+ *  edge-triggered epoll loop in which a connection costs one epoll_ctl (the
+ *  ADD; close() removes it) and no getsockopt (a failed connect shows as
+ *  EPOLLERR or as the first write failing); frames are parsed in place in
+ *  one 64 KiB read buffer, and only a frame cut by the end of a read is
+ *  copied (into a per-connection buffer kept until the connection closes);
+ *  an event's "ts", "n" and "c" are found in one pass over its quotes; the
+ *  clock is read once per read(), which is the receive time of every message
+ *  in it. Signals arrive on a signalfd in the same loop.
  *
  *  Modes: hold (connect, then receive until the end), connect (measure
  *  handshakes per second: WS upgrade + EIO open + SIO CONNECT ack), storm
@@ -40,19 +53,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
+#include "b64.h"
 #include "cfg.h"
 #include "jwt.h"
+#include "utf8.h"
 #include "ws.h"
 
 #define LG_MAX_PROCS    64
@@ -62,8 +79,13 @@
 #define LG_HEAD_MAX     4096        /* cap of the HTTP response head */
 #define LG_MAX_MESSAGE  (1 << 20)   /* cap of one WebSocket message */
 #define LG_RDBUF        65536
+#define LG_READ_ROUNDS  4           /* full reads per connection and loop turn */
 #define LG_TICK_US      100000
 #define LG_ID_MAX       64          /* pid / offset strings kept for recovery */
+#define LG_TOKEN_MAX    256         /* one signed token, NUL included */
+#define LG_REQ_MAX      512         /* the HTTP upgrade request of one target */
+#define LG_EVENTS       256         /* epoll events per wait */
+#define LG_SIG_KEY      UINT64_MAX  /* epoll key of the signalfd */
 
 /* Log-linear histogram: values < 64 exactly, then 64 sub-buckets per power
  * of two (about 1.5 % resolution) up to 2^40 µs. */
@@ -101,33 +123,40 @@ typedef struct {
 typedef struct worker worker_t;
 
 typedef struct {
-    worker_t *w;
-    int idx;                    /* global index: user id, source address, target */
     int fd;
     int state;
-    struct event *rev, *wev;    /* read (persistent), write (while connecting or blocked) */
-    ws_parser_t wp;
-    char *head;                 /* response head while in ST_HEAD */
-    size_t head_len;
+    uint32_t gen;               /* attempt number: tells a stale epoll event from a live one */
+    uint8_t in_storm;           /* this attempt is a storm reconnect */
+    uint8_t stormed;            /* dropped by the storm: reconnect it */
+    uint8_t queued;             /* on the worker's "read again" list */
+    uint8_t msg_op;             /* opcode of a fragmented message being reassembled, 0 if none */
+    uint8_t *pend;              /* the start of a head or frame cut by the end of a read */
+    uint32_t pend_len, pend_cap;
+    uint8_t *msg;               /* fragmented message being reassembled */
+    uint32_t msg_len, msg_cap;
     uint8_t *out;               /* unsent bytes */
-    size_t out_len;
-    char *token;
+    uint32_t out_len;
+    uint16_t token_len;
+    const char *token;          /* signed before the run; NULL without --jwt-secret */
     int64_t t_start;
-    int in_storm;               /* this attempt is a storm reconnect */
-    int stormed;                /* dropped by the storm: reconnect it */
     char pid[LG_ID_MAX], offset[LG_ID_MAX];
     uint32_t lastn[LG_STREAMS];
 } conn_t;
 
 struct worker {
-    struct event_base *base;
-    struct event *tick, *sig_stop, *sig_storm;
+    int ep, sig_fd;             /* epoll instance, signalfd (SIGUSR1 stop, SIGUSR2 storm) */
     conn_t *conns;
     int n, first;               /* connections of this worker, global index of the first */
     int next;                   /* next connection to open in the current phase */
     int inflight;
     int phase;                  /* 0 initial, 1 holding, 2 storm reconnect, 3 storm done */
+    int stop;                   /* leave the loop */
     int pipe_fd;
+    int *again;                 /* connections with unread bytes left (LG_READ_ROUNDS hit) */
+    int n_again;
+    char *tokens;               /* n tokens of LG_TOKEN_MAX bytes */
+    uint64_t rng;               /* xorshift state for the frame masks */
+    int64_t now;                /* receive time of the bytes being parsed (µs) */
     int64_t deadline;
     lg_report_t r;
 };
@@ -139,7 +168,10 @@ static long o_conns, o_procs, o_user_base, o_users, o_duration, o_inflight, o_ex
 static struct sockaddr_in g_src[LG_MAX_ADDRS], g_dst[LG_MAX_TARGETS];
 static int g_nsrc, g_ndst, g_mode;
 static char g_nsp[128];
+static char g_req[LG_MAX_TARGETS][LG_REQ_MAX];  /* upgrade request per target */
+static size_t g_req_len[LG_MAX_TARGETS];
 static uint8_t g_rdbuf[LG_RDBUF];
+static worker_t g_w;            /* the one worker of a worker process */
 static volatile sig_atomic_t g_parent_stop;
 
 static int64_t s_now_us(void)
@@ -258,29 +290,33 @@ static int s_parse_srcs(const char *s)
     return g_nsrc > 0 ? 0 : -1;
 }
 
+
 /* ---- one connection ------------------------------------------------------- */
 
-static void s_conn_read(evutil_socket_t fd, short what, void *arg);
-static void s_conn_write(evutil_socket_t fd, short what, void *arg);
 static void s_open_more(worker_t *w);
 
+static int s_conn_index(const conn_t *c)
+{
+    return g_w.first + (int)(c - g_w.conns);
+}
+
 /* Ends a connection. failed: it never got connected (counts as a failure);
- * otherwise a connected session ended (counts as dropped unless planned). */
+ * otherwise a connected session ended (counts as dropped unless planned).
+ * close() also takes the socket out of the epoll set. */
 static void s_conn_close(conn_t *c, int failed, int planned)
 {
-    worker_t *w = c->w;
+    worker_t *w = &g_w;
     int was_ready = c->state == ST_READY;
-    if (c->rev)
-        event_free(c->rev);
-    if (c->wev)
-        event_free(c->wev);
-    c->rev = c->wev = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    ws_parser_free(&c->wp);
-    free(c->head);
-    c->head = NULL;
+    free(c->pend);
+    c->pend = NULL;
+    c->pend_len = c->pend_cap = 0;
+    free(c->msg);
+    c->msg = NULL;
+    c->msg_len = c->msg_cap = 0;
+    c->msg_op = 0;
     free(c->out);
     c->out = NULL;
     c->out_len = 0;
@@ -300,38 +336,63 @@ static void s_conn_close(conn_t *c, int failed, int planned)
     c->state = ST_CLOSED;
 }
 
-/* Queues bytes; writes at once when nothing is pending. 0, or -1 (closed). */
+/* Writes bytes, or queues what the socket does not take now (flushed on the
+ * next EPOLLOUT edge). 0, or -1 (closed). */
 static int s_conn_send(conn_t *c, const void *data, size_t len)
 {
     if (c->out_len == 0) {
         ssize_t k = write(c->fd, data, len);
         if (k == (ssize_t)len)
             return 0;
-        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             goto fail;
         if (k < 0)
             k = 0;
         data = (const uint8_t *)data + k;
         len -= (size_t)k;
     }
-    if (c->out_len + len > LG_MAX_MESSAGE)
+    if ((size_t)c->out_len + len > LG_MAX_MESSAGE)
         goto fail;
     uint8_t *nb = realloc(c->out, c->out_len + len);
     if (!nb)
         goto fail;
     memcpy(nb + c->out_len, data, len);
     c->out = nb;
-    c->out_len += len;
-    if (!c->wev) {
-        c->wev = event_new(c->w->base, c->fd, EV_WRITE, s_conn_write, c);
-        if (!c->wev)
-            goto fail;
-    }
-    event_add(c->wev, NULL);
+    c->out_len += (uint32_t)len;
     return 0;
 fail:
     s_conn_close(c, c->state != ST_READY, 0);
     return -1;
+}
+
+/* Writes queued bytes (the socket became writable). 0, or -1 (closed). */
+static int s_conn_flush(conn_t *c)
+{
+    while (c->out_len) {
+        ssize_t k = write(c->fd, c->out, c->out_len);
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            s_conn_close(c, c->state != ST_READY, 0);
+            return -1;
+        }
+        memmove(c->out, c->out + k, c->out_len - (size_t)k);
+        c->out_len -= (uint32_t)k;
+    }
+    return 0;
+}
+
+/* A client frame mask: xorshift64, seeded per worker (only needs to vary). */
+static uint32_t s_rand32(void)
+{
+    uint64_t x = g_w.rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    g_w.rng = x;
+    return (uint32_t)(x >> 16);
 }
 
 static int s_conn_send_text(conn_t *c, const char *s, size_t len)
@@ -342,7 +403,7 @@ static int s_conn_send_text(conn_t *c, const char *s, size_t len)
         s_conn_close(c, c->state != ST_READY, 0);
         return -1;
     }
-    uint32_t m = (uint32_t)rand();
+    uint32_t m = s_rand32();
     uint8_t mask[4];
     memcpy(mask, &m, 4);
     size_t n = ws_build_frame_masked(buf, 1, WS_OP_TEXT, mask, s, len);
@@ -352,93 +413,49 @@ static int s_conn_send_text(conn_t *c, const char *s, size_t len)
     return rc;
 }
 
-static void s_conn_write(evutil_socket_t fd, short what, void *arg)
-{
-    conn_t *c = arg;
-    if (c->state == ST_CONNECTING) {
-        int err = 0;
-        socklen_t el = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
-            s_conn_close(c, 1, 0);
-            s_open_more(c->w);
-            return;
-        }
-        c->state = ST_HEAD;
-        char req[512];
-        const struct sockaddr_in *d = &g_dst[c->idx % g_ndst];
-        char host[32];
-        inet_ntop(AF_INET, &d->sin_addr, host, sizeof host);
-        int n = snprintf(req, sizeof req,
-                         "GET %s?EIO=4&transport=websocket HTTP/1.1\r\n"
-                         "Host: %s:%u\r\n"
-                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n",
-                         o_path, host, (unsigned)ntohs(d->sin_port));
-        if (n < 0 || (size_t)n >= sizeof req) {
-            s_conn_close(c, 1, 0);
-            return;
-        }
-        if (event_add(c->rev, NULL) < 0) {
-            s_conn_close(c, 1, 0);
-            return;
-        }
-        s_conn_send(c, req, (size_t)n);
-        return;
-    }
-    ssize_t k = write(fd, c->out, c->out_len);
-    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        event_add(c->wev, NULL);
-        return;
-    }
-    if (k <= 0) {
-        s_conn_close(c, c->state != ST_READY, 0);
-        return;
-    }
-    memmove(c->out, c->out + k, c->out_len - (size_t)k);
-    c->out_len -= (size_t)k;
-    if (c->out_len)
-        event_add(c->wev, NULL);
-}
-
-/* Starts connection c (non-blocking connect). */
+/* Starts connection c (non-blocking connect; the socket joins the epoll set
+ * once, edge-triggered for reading and writing). */
 static void s_conn_start(conn_t *c, int storm)
 {
-    worker_t *w = c->w;
-    c->in_storm = storm;
+    worker_t *w = &g_w;
+    int idx = s_conn_index(c);
+    c->gen++;
+    c->in_storm = (uint8_t)storm;
     c->t_start = s_now_us();
     if (!storm && w->r.t_first_start == 0)
         w->r.t_first_start = c->t_start;
     c->state = ST_CONNECTING;
     w->inflight++;
-    ws_parser_init(&c->wp, LG_MAX_MESSAGE, 0);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (c->fd < 0)
         goto fail;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(c->fd, IPPROTO_IP, 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, sizeof one);
-    const struct sockaddr_in *src = &g_src[c->idx % g_nsrc];
+    const struct sockaddr_in *src = &g_src[idx % g_nsrc];
     if (bind(c->fd, (const struct sockaddr *)src, sizeof *src) < 0)
         goto fail;
-    const struct sockaddr_in *dst = &g_dst[c->idx % g_ndst];
+    const struct sockaddr_in *dst = &g_dst[idx % g_ndst];
     if (connect(c->fd, (const struct sockaddr *)dst, sizeof *dst) < 0 && errno != EINPROGRESS)
         goto fail;
-    c->rev = event_new(w->base, c->fd, EV_READ | EV_PERSIST, s_conn_read, c);
-    c->wev = event_new(w->base, c->fd, EV_WRITE, s_conn_write, c);
-    if (!c->rev || !c->wev || event_add(c->wev, NULL) < 0)
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    ev.data.u64 = (uint64_t)c->gen << 32 | (uint32_t)(c - w->conns);
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         goto fail;
     return;
 fail:
     s_conn_close(c, 1, 0);
 }
 
-/* Copies a JSON string value of key (e.g. "pid") from data into out. */
-static void s_json_str(const char *data, size_t len, const char *key, char *out, size_t cap)
+/* Copies the JSON string value that follows pat (e.g. "\"pid\":\"") in data
+ * into out; out is "" when it is absent, escaped or too long. */
+static void s_json_str(const char *data, size_t len, const char *pat, char *out, size_t cap)
 {
-    char pat[32];
-    int pl = snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = memmem(data, len, pat, (size_t)pl);
+    size_t pl = strlen(pat);
+    const char *p = memmem(data, len, pat, pl);
+    out[0] = '\0';
     if (!p)
         return;
     p += pl;
@@ -452,17 +469,10 @@ static void s_json_str(const char *data, size_t len, const char *key, char *out,
         out[0] = '\0';
 }
 
-/* Finds "key": followed by an integer (jsonb output puts a space after the
- * colon). Returns 0 and sets *v, or -1. */
-static int s_json_int(const char *data, size_t len, const char *key, int64_t *v)
+/* Parses the integer after a key's colon at p (jsonb output puts a space
+ * after the colon). Returns 0 and sets *v, or -1. */
+static int s_json_int_at(const char *p, const char *end, int64_t *v)
 {
-    char pat[16];
-    int pl = snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = memmem(data, len, pat, (size_t)pl);
-    if (!p)
-        return -1;
-    const char *end = data + len;
-    p += pl;
     while (p < end && *p == ' ')
         p++;
     int neg = 0;
@@ -490,27 +500,56 @@ static int s_center_event(const char *d, size_t len)
     return (len >= 8 && memcmp(d, "\"unread\"", 8) == 0) || (len >= 6 && memcmp(d, "\"read\"", 6) == 0);
 }
 
+/* Finds the first "ts":, "n": and "c": of an event in one pass over its
+ * quotes (the same first occurrences a substring search for each would
+ * find). found[k] is 1 if the key's first occurrence carries an integer. */
+static void s_event_keys(const char *d, size_t len, int64_t v[3], int found[3])
+{
+    const char *p = d, *end = d + len;
+    int seen[3] = { 0, 0, 0 }, left = 3;
+    found[0] = found[1] = found[2] = 0;
+    while (left && p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        size_t rest = (size_t)(end - p);
+        int k = -1;
+        size_t kl = 0;
+        if (rest >= 5 && p[1] == 't' && p[2] == 's' && p[3] == '"' && p[4] == ':')
+            k = 0, kl = 5;
+        else if (rest >= 4 && p[1] == 'n' && p[2] == '"' && p[3] == ':')
+            k = 1, kl = 4;
+        else if (rest >= 4 && p[1] == 'c' && p[2] == '"' && p[3] == ':')
+            k = 2, kl = 4;
+        if (k >= 0 && !seen[k]) {
+            seen[k] = 1;
+            left--;
+            found[k] = s_json_int_at(p + kl, end, &v[k]) == 0;
+        }
+        p++;
+    }
+}
+
 static void s_on_event(conn_t *c, const char *d, size_t len)
 {
-    worker_t *w = c->w;
-    int64_t now = s_now_us(), ts, n, st = 0;
+    worker_t *w = &g_w;
+    int64_t now = w->now, v[3];
+    int found[3];
     if (s_center_event(d, len))
         return;                 /* not a row: neither counted nor timed */
     w->r.messages++;
     if (w->r.t_first_msg == 0)
         w->r.t_first_msg = now;
     w->r.t_last_msg = now;
-    if (s_json_int(d, len, "ts", &ts) < 0) {
+    s_event_keys(d, len, v, found);
+    if (!found[0]) {
         w->r.no_ts++;
     } else {
-        uint64_t lat = now > ts ? (uint64_t)(now - ts) : 0;
+        uint64_t lat = now > v[0] ? (uint64_t)(now - v[0]) : 0;
         w->r.hist[s_hbucket(lat)]++;
         w->r.lat_sum += lat;
         if (lat > w->r.lat_max)
             w->r.lat_max = lat;
     }
-    if (s_json_int(d, len, "n", &n) == 0 && n > 0 && n <= UINT32_MAX) {
-        s_json_int(d, len, "c", &st);
+    if (found[1] && v[1] > 0 && v[1] <= UINT32_MAX) {
+        int64_t n = v[1], st = found[2] ? v[2] : 0;
         if (st >= 0 && st < LG_STREAMS) {
             uint32_t last = c->lastn[st];
             if ((uint32_t)n == last + 1)
@@ -543,13 +582,34 @@ static int s_send_connect(conn_t *c)
     int n;
     const char *nsp = strcmp(g_nsp, "/") ? g_nsp : "";
     const char *comma = *nsp ? "," : "";
-    if (c->in_storm && c->pid[0])
+    if (c->in_storm && c->pid[0]) {
         n = snprintf(buf, sizeof buf, "40%s%s{\"token\":\"%s\",\"pid\":\"%s\",\"offset\":\"%s\"}",
-                     nsp, comma, c->token, c->pid, c->offset);
-    else if (c->token)
-        n = snprintf(buf, sizeof buf, "40%s%s{\"token\":\"%s\"}", nsp, comma, c->token);
-    else
+                     nsp, comma, c->token ? c->token : "", c->pid, c->offset);
+    } else if (c->token) {
+        /* the common case, without formatting: 40[nsp,]{"token":"<token>"} */
+        static const char pre[] = "{\"token\":\"", post[] = "\"}";
+        size_t nl = strlen(nsp), cl = strlen(comma);
+        if (2 + nl + cl + sizeof pre - 1 + c->token_len + sizeof post - 1 > sizeof buf) {
+            s_conn_close(c, 1, 0);
+            return -1;
+        }
+        char *o = buf;
+        memcpy(o, "40", 2);
+        o += 2;
+        memcpy(o, nsp, nl);
+        o += nl;
+        memcpy(o, comma, cl);
+        o += cl;
+        memcpy(o, pre, sizeof pre - 1);
+        o += sizeof pre - 1;
+        memcpy(o, c->token, c->token_len);
+        o += c->token_len;
+        memcpy(o, post, sizeof post - 1);
+        o += sizeof post - 1;
+        return s_conn_send_text(c, buf, (size_t)(o - buf));
+    } else {
         n = snprintf(buf, sizeof buf, "40%s%s", nsp, comma);
+    }
     if (n < 0 || (size_t)n >= sizeof buf) {
         s_conn_close(c, 1, 0);
         return -1;
@@ -559,10 +619,10 @@ static int s_send_connect(conn_t *c)
 
 static void s_on_ready(conn_t *c, const char *d, size_t len)
 {
-    worker_t *w = c->w;
+    worker_t *w = &g_w;
     int64_t now = s_now_us();
     char pid[LG_ID_MAX] = "";
-    s_json_str(d, len, "pid", pid, sizeof pid);
+    s_json_str(d, len, "\"pid\":\"", pid, sizeof pid);
     if (c->in_storm) {
         w->r.storm_reconnected++;
         if (pid[0] && c->pid[0] && strcmp(pid, c->pid) == 0)
@@ -640,83 +700,296 @@ bad:
     return -1;
 }
 
-/* Consumes WebSocket bytes. Returns -1 when the connection was closed. */
-static int s_feed_ws(conn_t *c, const uint8_t *data, size_t len)
+/* ---- WebSocket frames, parsed in place ------------------------------------ */
+
+/* 1 if s[0..n) is valid UTF-8: a word-at-a-time ASCII test first, since
+ * notifications are almost always ASCII. */
+static int s_utf8_ok(const uint8_t *s, size_t n)
 {
-    size_t off = 0;
-    for (;;) {
-        ws_event_t ev;
-        ssize_t r = ws_parser_feed(&c->wp, data + off, len - off, &ev);
-        if (r < 0) {
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        acc |= x;
+    }
+    for (; i < n; i++)
+        acc |= s[i];
+    if (!(acc & 0x8080808080808080ULL))
+        return 1;
+    return utf8_valid(s, n);
+}
+
+/* The header length of the frame at b (at least 2 bytes known). */
+static size_t s_frame_hlen(const uint8_t *b)
+{
+    size_t hl = 2 + ((b[1] & 0x80) ? 4 : 0);
+    uint8_t l7 = b[1] & 0x7F;
+    return hl + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0);
+}
+
+/* How many bytes of the frame starting at b[0..have) are needed to go on:
+ * the header's length while the header is incomplete, then header plus
+ * payload. SIZE_MAX when the payload is over LG_MAX_MESSAGE. */
+static size_t s_frame_need(const uint8_t *b, size_t have)
+{
+    if (have < 2)
+        return 2;
+    size_t hl = s_frame_hlen(b);
+    if (have < hl)
+        return hl;
+    uint64_t len = b[1] & 0x7F;
+    if (len == 126) {
+        len = (uint64_t)b[2] << 8 | b[3];
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 2; i < 10; i++)
+            len = len << 8 | b[i];
+    }
+    if (len > LG_MAX_MESSAGE)
+        return SIZE_MAX;
+    return hl + (size_t)len;
+}
+
+/* Grows a per-connection buffer to at least need bytes. 0, or -1. */
+static int s_reserve(uint8_t **buf, uint32_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 4096;
+    while (nc < need)
+        nc *= 2;
+    uint8_t *nb = realloc(*buf, nc);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = (uint32_t)nc;
+    return 0;
+}
+
+/* Handles the whole frame f[0..total) (f is writable: a masked frame is
+ * unmasked in place). A fragmented message is reassembled in c->msg. The
+ * rules are those of proto/ws.c for a client: no RSV bits, control frames
+ * whole and at most 125 bytes, continuations only inside a message, a text
+ * message valid UTF-8, a message at most LG_MAX_MESSAGE. Ping and pong are
+ * ignored, close ends the connection. Returns -1 when it was closed. */
+static int s_frame(conn_t *c, uint8_t *f, size_t total)
+{
+    size_t hl = s_frame_hlen(f), plen = total - hl;
+    int fin = f[0] & 0x80, op = f[0] & 0x0F;
+    uint8_t *p = f + hl;
+    if (f[0] & 0x70)
+        goto bad;
+    if (f[1] & 0x80) {
+        const uint8_t *m = f + hl - 4;
+        for (size_t i = 0; i < plen; i++)
+            p[i] ^= m[i & 3];
+    }
+    if (op & 0x08) {
+        if (!fin || plen > 125 || op == WS_OP_CLOSE || (op != WS_OP_PING && op != WS_OP_PONG))
+            goto bad;
+        return 0;
+    }
+    if (op == WS_OP_CONT) {
+        if (!c->msg_op || (size_t)c->msg_len + plen > LG_MAX_MESSAGE ||
+            s_reserve(&c->msg, &c->msg_cap, c->msg_len + plen) < 0)
+            goto bad;
+        memcpy(c->msg + c->msg_len, p, plen);
+        c->msg_len += (uint32_t)plen;
+        if (!fin)
+            return 0;
+        op = c->msg_op;
+        p = c->msg;
+        plen = c->msg_len;
+        c->msg_op = 0;
+        c->msg_len = 0;
+    } else if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
+        if (c->msg_op)
+            goto bad;
+        if (!fin) {
+            if (s_reserve(&c->msg, &c->msg_cap, plen) < 0)
+                goto bad;
+            memcpy(c->msg, p, plen);
+            c->msg_len = (uint32_t)plen;
+            c->msg_op = (uint8_t)op;
+            return 0;
+        }
+    } else {
+        goto bad;
+    }
+    if (op != WS_OP_TEXT)
+        return 0;
+    if (!s_utf8_ok(p, plen))
+        goto bad;
+    return s_on_text(c, (const char *)p, plen);
+bad:
+    s_conn_close(c, c->state != ST_READY, 0);
+    return -1;
+}
+
+/* The response head h[0..hl) is whole: it must be a 101. 0, or -1 (closed). */
+static int s_head_done(conn_t *c, const uint8_t *h, size_t hl)
+{
+    if (hl < 12 || memcmp(h + 9, "101", 3) != 0) {
+        s_conn_close(c, 1, 0);
+        return -1;
+    }
+    c->state = ST_OPEN_WAIT;
+    return 0;
+}
+
+/* Keeps the start of a head or frame cut by the end of a read. */
+static int s_stash(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (s_reserve(&c->pend, &c->pend_cap, n) < 0) {
+        s_conn_close(c, c->state != ST_READY, 0);
+        return -1;
+    }
+    memcpy(c->pend, p, n);
+    c->pend_len = (uint32_t)n;
+    return 0;
+}
+
+/* Completes the head or frame kept in c->pend with bytes from *p. 0 (done
+ * or still incomplete: *n is then 0), or -1 (closed). */
+static int s_feed_pending(conn_t *c, uint8_t **p, size_t *n)
+{
+    if (c->state == ST_HEAD) {
+        size_t old = c->pend_len, take = *n < LG_HEAD_MAX - old ? *n : LG_HEAD_MAX - old;
+        if (s_reserve(&c->pend, &c->pend_cap, LG_HEAD_MAX) < 0)
+            goto bad_failed;
+        memcpy(c->pend + old, *p, take);
+        c->pend_len += (uint32_t)take;
+        size_t from = old > 3 ? old - 3 : 0;
+        const uint8_t *e = memmem(c->pend + from, c->pend_len - from, "\r\n\r\n", 4);
+        if (!e) {
+            if (c->pend_len == LG_HEAD_MAX)
+                goto bad_failed;
+            *n = 0;
+            return 0;
+        }
+        size_t hl = (size_t)(e - c->pend) + 4;
+        c->pend_len = 0;
+        if (s_head_done(c, c->pend, hl) < 0)
+            return -1;
+        *p += hl - old;
+        *n -= hl - old;
+        return 0;
+    }
+    size_t need;
+    while ((need = s_frame_need(c->pend, c->pend_len)) > c->pend_len) {
+        if (need == SIZE_MAX) {
             s_conn_close(c, c->state != ST_READY, 0);
             return -1;
         }
-        off += (size_t)r;
-        if (ev.opcode == 0) {
-            if (r == 0)
-                return 0;
+        if (*n == 0)
+            return 0;
+        size_t take = need - c->pend_len < *n ? need - c->pend_len : *n;
+        if (s_reserve(&c->pend, &c->pend_cap, need) < 0) {
+            s_conn_close(c, c->state != ST_READY, 0);
+            return -1;
+        }
+        memcpy(c->pend + c->pend_len, *p, take);
+        c->pend_len += (uint32_t)take;
+        *p += take;
+        *n -= take;
+    }
+    c->pend_len = 0;
+    return s_frame(c, c->pend, need);
+bad_failed:
+    s_conn_close(c, 1, 0);
+    return -1;
+}
+
+/* Consumes the bytes of one read, in place. -1 when the connection was closed. */
+static int s_feed(conn_t *c, uint8_t *p, size_t n)
+{
+    if (c->pend_len && s_feed_pending(c, &p, &n) < 0)
+        return -1;
+    while (n) {
+        if (c->state == ST_HEAD) {
+            const uint8_t *e = memmem(p, n < LG_HEAD_MAX ? n : LG_HEAD_MAX, "\r\n\r\n", 4);
+            if (!e) {
+                if (n >= LG_HEAD_MAX) {
+                    s_conn_close(c, 1, 0);
+                    return -1;
+                }
+                return s_stash(c, p, n);
+            }
+            size_t hl = (size_t)(e - p) + 4;
+            if (s_head_done(c, p, hl) < 0)
+                return -1;
+            p += hl;
+            n -= hl;
             continue;
         }
-        if (ev.opcode == WS_OP_TEXT) {
-            if (s_on_text(c, (const char *)ev.data, ev.len) < 0)
-                return -1;
-        } else if (ev.opcode == WS_OP_CLOSE) {
+        size_t need = s_frame_need(p, n);
+        if (need == SIZE_MAX) {
             s_conn_close(c, c->state != ST_READY, 0);
             return -1;
         }
+        if (need > n)
+            return s_stash(c, p, n);
+        if (s_frame(c, p, need) < 0)
+            return -1;
+        p += need;
+        n -= need;
+    }
+    return 0;
+}
+
+/* Reads until the socket is drained (a short read: edge-triggered, the next
+ * arrival raises a new event) or LG_READ_ROUNDS full buffers were taken; in
+ * that case the connection goes on the "read again" list so that one busy
+ * connection cannot starve the others. */
+static void s_conn_read(conn_t *c)
+{
+    worker_t *w = &g_w;
+    for (int rounds = 0;; rounds++) {
+        if (rounds == LG_READ_ROUNDS) {
+            if (!c->queued) {
+                c->queued = 1;
+                w->again[w->n_again++] = (int)(c - w->conns);
+            }
+            return;
+        }
+        ssize_t n = read(c->fd, g_rdbuf, sizeof g_rdbuf);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            s_conn_close(c, c->state != ST_READY, 0);
+            return;
+        }
+        w->now = s_now_us();
+        if (s_feed(c, g_rdbuf, (size_t)n) < 0)
+            return;
+        if ((size_t)n < sizeof g_rdbuf)
+            return;
     }
 }
 
-static void s_conn_read(evutil_socket_t fd, short what, void *arg)
+/* One epoll event of a live connection. */
+static void s_conn_event(conn_t *c, uint32_t ev)
 {
-    conn_t *c = arg;
-    worker_t *w = c->w;
-    for (int rounds = 0; rounds < 4; rounds++) {
-        ssize_t n = read(fd, g_rdbuf, sizeof g_rdbuf);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n <= 0) {
-            s_conn_close(c, c->state != ST_READY, 0);
-            break;
+    if (c->state == ST_CONNECTING) {
+        if (ev & (EPOLLERR | EPOLLHUP)) {
+            s_conn_close(c, 1, 0);
+            return;
         }
-        const uint8_t *p = g_rdbuf;
-        size_t len = (size_t)n;
-        if (c->state == ST_HEAD) {
-            if (!c->head && !(c->head = malloc(LG_HEAD_MAX))) {
-                s_conn_close(c, 1, 0);
-                break;
-            }
-            size_t take = len < LG_HEAD_MAX - c->head_len ? len : LG_HEAD_MAX - c->head_len;
-            memcpy(c->head + c->head_len, p, take);
-            size_t old = c->head_len;
-            c->head_len += take;
-            char *e = memmem(c->head, c->head_len, "\r\n\r\n", 4);
-            if (!e) {
-                if (c->head_len == LG_HEAD_MAX)
-                    s_conn_close(c, 1, 0);
-                if (c->state == ST_CLOSED)
-                    break;
-                continue;
-            }
-            size_t hl = (size_t)(e - c->head) + 4;
-            if (c->head_len < 12 || memcmp(c->head + 9, "101", 3) != 0) {
-                s_conn_close(c, 1, 0);
-                break;
-            }
-            free(c->head);
-            c->head = NULL;
-            c->head_len = 0;
-            c->state = ST_OPEN_WAIT;
-            p += hl - old;
-            len -= hl - old;
-        }
-        if (len && s_feed_ws(c, p, len) < 0)
-            break;
-        if ((size_t)n < sizeof g_rdbuf)
-            break;
+        if (!(ev & EPOLLOUT))
+            return;
+        /* Connected (a failed connect shows as EPOLLERR, or fails this write). */
+        int t = s_conn_index(c) % g_ndst;
+        c->state = ST_HEAD;
+        if (s_conn_send(c, g_req[t], g_req_len[t]) < 0)
+            return;
+    } else if ((ev & EPOLLOUT) && c->out_len && s_conn_flush(c) < 0) {
+        return;
     }
-    if (c->state == ST_CLOSED)
-        s_open_more(w);
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+        s_conn_read(c);
 }
 
 /* ---- the worker ------------------------------------------------------------ */
@@ -738,7 +1011,8 @@ static void s_send_report(worker_t *w, int type)
 }
 
 /* Opens connections of the current phase while fewer than --inflight are
- * pending, and notices when a phase is over. */
+ * pending, and notices when a phase is over. Called once per loop turn, so
+ * a finished handshake makes room for the next one in the same turn. */
 static void s_open_more(worker_t *w)
 {
     int storm = w->phase == 2;
@@ -760,24 +1034,9 @@ static void s_open_more(worker_t *w)
     }
 }
 
-static void s_tick(evutil_socket_t fd, short what, void *arg)
-{
-    worker_t *w = arg;
-    s_open_more(w);
-    s_send_report(w, MSG_PROGRESS);
-    if (s_now_us() > w->deadline)
-        event_base_loopbreak(w->base);
-}
-
-static void s_on_stop(evutil_socket_t fd, short what, void *arg)
-{
-    event_base_loopbreak(((worker_t *)arg)->base);
-}
-
 /* Drops every connected session at once and reconnects them all. */
-static void s_on_storm(evutil_socket_t fd, short what, void *arg)
+static void s_on_storm(worker_t *w)
 {
-    worker_t *w = arg;
     if (w->phase != 1)
         return;
     w->r.t_storm_start = s_now_us();
@@ -793,56 +1052,232 @@ static void s_on_storm(evutil_socket_t fd, short what, void *arg)
     s_open_more(w);
 }
 
+/* Drains the signalfd: SIGUSR1 stops the loop, SIGUSR2 starts the storm. */
+static void s_on_signals(worker_t *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGUSR1)
+            w->stop = 1;
+        else if (si.ssi_signo == SIGUSR2)
+            s_on_storm(w);
+    }
+}
+
+/* Reads the connections that had more bytes than LG_READ_ROUNDS buffers. */
+static void s_read_again(worker_t *w, int *run)
+{
+    int k = w->n_again;
+    memcpy(run, w->again, (size_t)k * sizeof *run);
+    w->n_again = 0;
+    for (int i = 0; i < k; i++) {
+        conn_t *c = &w->conns[run[i]];
+        c->queued = 0;
+        if (c->fd >= 0 && c->state != ST_CONNECTING && c->state != ST_CLOSED)
+            s_conn_read(c);
+    }
+}
+
+/* HMAC-SHA256 with the key schedule done once: ipad/opad hold the hashes
+ * of the padded key blocks, tmp is scratch. 0, or -1. */
+static int s_hmac(EVP_MD_CTX *ipad, EVP_MD_CTX *opad, EVP_MD_CTX *tmp,
+                  const void *data, size_t n, unsigned char md[32])
+{
+    unsigned char inner[32];
+    unsigned int l1 = 0, l2 = 0;
+    if (!EVP_MD_CTX_copy_ex(tmp, ipad) || !EVP_DigestUpdate(tmp, data, n) ||
+        !EVP_DigestFinal_ex(tmp, inner, &l1) || !EVP_MD_CTX_copy_ex(tmp, opad) ||
+        !EVP_DigestUpdate(tmp, inner, sizeof inner) || !EVP_DigestFinal_ex(tmp, md, &l2) ||
+        l1 != 32 || l2 != 32)
+        return -1;
+    return 0;
+}
+
+static int s_hmac_key(EVP_MD_CTX *ipad, EVP_MD_CTX *opad, const char *key, size_t klen)
+{
+    unsigned char k[64], pad[64];
+    unsigned int kl = 0;
+    memset(k, 0, sizeof k);
+    if (klen > sizeof k) {
+        if (!EVP_Digest(key, klen, k, &kl, EVP_sha256(), NULL))
+            return -1;
+    } else {
+        memcpy(k, key, klen);
+    }
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x36;
+    if (!EVP_DigestInit_ex(ipad, EVP_sha256(), NULL) || !EVP_DigestUpdate(ipad, pad, sizeof pad))
+        return -1;
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x5c;
+    if (!EVP_DigestInit_ex(opad, EVP_sha256(), NULL) || !EVP_DigestUpdate(opad, pad, sizeof pad))
+        return -1;
+    return 0;
+}
+
+/* Signs every connection's token (HS256, the claims sub, iat, exp) before
+ * the first connection starts, so that no signing happens while handshakes
+ * are timed. The first token is checked against jwt_sign_hs256, which the
+ * gateway's verifier is tested with. 0, or -1 with a message on stderr. */
+static int s_sign_tokens(worker_t *w)
+{
+    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    size_t klen = strlen(o_secret);
+    EVP_MD_CTX *ipad = EVP_MD_CTX_new(), *opad = EVP_MD_CTX_new(), *tmp = EVP_MD_CTX_new();
+    int rc = -1;
+    char hdr64[64];
+    size_t h64 = b64url_encode(header, sizeof header - 1, hdr64);
+    const int64_t now_s = s_now_us() / 1000000;
+    if (!ipad || !opad || !tmp || s_hmac_key(ipad, opad, o_secret, klen) < 0)
+        goto done;
+    for (int i = 0; i < w->n; i++) {
+        conn_t *c = &w->conns[i];
+        char claims[128];
+        long sub = o_user_base + (s_conn_index(c) % o_users);
+        int cl = snprintf(claims, sizeof claims, "{\"sub\":\"%ld\",\"iat\":%lld,\"exp\":%lld}",
+                          sub, (long long)now_s, (long long)(now_s + 86400));
+        if (cl < 0 || (size_t)cl >= sizeof claims ||
+            h64 + 1 + b64url_encoded_len((size_t)cl) + 1 + b64url_encoded_len(32) + 1 > LG_TOKEN_MAX)
+            goto done;
+        char *t = w->tokens + (size_t)i * LG_TOKEN_MAX;
+        unsigned char md[32];
+        size_t o = h64;
+        memcpy(t, hdr64, h64);
+        t[o++] = '.';
+        o += b64url_encode(claims, (size_t)cl, t + o);
+        if (s_hmac(ipad, opad, tmp, t, o, md) < 0)
+            goto done;
+        t[o++] = '.';
+        o += b64url_encode(md, sizeof md, t + o);
+        t[o] = '\0';
+        c->token = t;
+        c->token_len = (uint16_t)o;
+        if (i == 0) {
+            char subs[32];
+            snprintf(subs, sizeof subs, "%ld", sub);
+            json_t *j = json_pack("{s:s, s:I, s:I}", "sub", subs, "iat", (json_int_t)now_s,
+                                  "exp", (json_int_t)(now_s + 86400));
+            char *ref = j ? jwt_sign_hs256(o_secret, klen, j) : NULL;
+            int same = ref && strcmp(ref, t) == 0;
+            free(ref);
+            json_decref(j);
+            if (!same) {
+                fprintf(stderr, "loadgen: token signing self-check failed\n");
+                goto done;
+            }
+        }
+    }
+    rc = 0;
+done:
+    EVP_MD_CTX_free(ipad);
+    EVP_MD_CTX_free(opad);
+    EVP_MD_CTX_free(tmp);
+    return rc;
+}
+
+/* The HTTP upgrade request of every target, built once. */
+static int s_build_requests(void)
+{
+    for (int t = 0; t < g_ndst; t++) {
+        char host[32];
+        inet_ntop(AF_INET, &g_dst[t].sin_addr, host, sizeof host);
+        int n = snprintf(g_req[t], sizeof g_req[t],
+                         "GET %s?EIO=4&transport=websocket HTTP/1.1\r\n"
+                         "Host: %s:%u\r\n"
+                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n",
+                         o_path, host, (unsigned)ntohs(g_dst[t].sin_port));
+        if (n < 0 || (size_t)n >= sizeof g_req[t])
+            return -1;
+        g_req_len[t] = (size_t)n;
+    }
+    return 0;
+}
+
 static int s_worker(int widx, int first, int n, int pipe_fd)
 {
-    worker_t w;
-    memset(&w, 0, sizeof w);
-    w.pipe_fd = pipe_fd;
-    w.first = first;
-    w.n = n;
-    w.deadline = s_now_us() + (o_duration + 15) * 1000000LL;
-    srand((unsigned)(getpid() ^ widx));
+    worker_t *w = &g_w;
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGUSR1);
+    sigaddset(&ss, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &ss, NULL);
+    memset(w, 0, sizeof *w);
+    w->pipe_fd = pipe_fd;
+    w->first = first;
+    w->n = n;
+    w->deadline = s_now_us() + (o_duration + 15) * 1000000LL;
+    w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)widx ^ (uint64_t)s_now_us();
+    if (!w->rng)
+        w->rng = 1;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1)
         _exit(3);
     signal(SIGPIPE, SIG_IGN);
-    w.conns = calloc((size_t)(n > 0 ? n : 1), sizeof *w.conns);
-    w.base = event_base_new();
-    if (!w.conns || !w.base)
+    size_t nn = (size_t)(n > 0 ? n : 1);
+    w->conns = calloc(nn, sizeof *w->conns);
+    w->again = calloc(2 * nn, sizeof *w->again);
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    w->sig_fd = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (!w->conns || !w->again || w->ep < 0 || w->sig_fd < 0 || s_build_requests() < 0)
         _exit(4);
-    const int64_t now_s = s_now_us() / 1000000;
+    struct epoll_event sev;
+    memset(&sev, 0, sizeof sev);
+    sev.events = EPOLLIN;
+    sev.data.u64 = LG_SIG_KEY;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->sig_fd, &sev) < 0)
+        _exit(4);
     for (int i = 0; i < n; i++) {
-        conn_t *c = &w.conns[i];
-        c->w = &w;
-        c->idx = first + i;
-        c->fd = -1;
-        c->state = ST_IDLE;
-        if (o_secret && *o_secret) {
-            char sub[32];
-            snprintf(sub, sizeof sub, "%ld", o_user_base + (c->idx % o_users));
-            json_t *claims = json_pack("{s:s, s:I, s:I}", "sub", sub, "iat", (json_int_t)now_s,
-                                       "exp", (json_int_t)(now_s + 86400));
-            c->token = claims ? jwt_sign_hs256(o_secret, strlen(o_secret), claims) : NULL;
-            json_decref(claims);
-            if (!c->token)
-                _exit(4);
+        w->conns[i].fd = -1;
+        w->conns[i].state = ST_IDLE;
+    }
+    if (o_secret && *o_secret) {
+        w->tokens = malloc(nn * LG_TOKEN_MAX);
+        if (!w->tokens || s_sign_tokens(w) < 0)
+            _exit(4);
+    }
+
+    struct epoll_event evs[LG_EVENTS];
+    int64_t next_tick = s_now_us() + LG_TICK_US;
+    s_open_more(w);
+    while (!w->stop) {
+        int timeout = 0;
+        if (!w->n_again) {
+            int64_t left = next_tick - s_now_us();
+            timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        int k = epoll_wait(w->ep, evs, LG_EVENTS, timeout);
+        if (k < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < k; i++) {
+            uint64_t key = evs[i].data.u64;
+            if (key == LG_SIG_KEY) {
+                s_on_signals(w);
+                continue;
+            }
+            uint32_t li = (uint32_t)key;
+            conn_t *c = li < (uint32_t)n ? &w->conns[li] : NULL;
+            if (c && c->gen == (uint32_t)(key >> 32) && c->fd >= 0)
+                s_conn_event(c, evs[i].events);
+        }
+        if (w->n_again)
+            s_read_again(w, w->again + nn);
+        s_open_more(w);
+        int64_t now = s_now_us();
+        if (now >= next_tick) {
+            s_send_report(w, MSG_PROGRESS);
+            if (now > w->deadline)
+                break;
+            next_tick = now + LG_TICK_US;
         }
     }
-    struct timeval tv = { 0, LG_TICK_US };
-    w.tick = event_new(w.base, -1, EV_PERSIST, s_tick, &w);
-    w.sig_stop = evsignal_new(w.base, SIGUSR1, s_on_stop, &w);
-    w.sig_storm = evsignal_new(w.base, SIGUSR2, s_on_storm, &w);
-    if (!w.tick || !w.sig_stop || !w.sig_storm || event_add(w.tick, &tv) < 0 ||
-        event_add(w.sig_stop, NULL) < 0 || event_add(w.sig_storm, NULL) < 0)
-        _exit(4);
-    s_open_more(&w);
-    event_base_dispatch(w.base);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    w.r.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-    s_send_report(&w, MSG_FINAL);
+    w->r.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    s_send_report(w, MSG_FINAL);
     /* Exit without closing: the kernel closes every socket at once. */
     _exit(0);
 }
@@ -974,6 +1409,13 @@ int main(int argc, char **argv)
     if (!rep)
         return 1;
     signal(SIGPIPE, SIG_IGN);
+    /* Workers take SIGUSR1/SIGUSR2 from a signalfd: blocked from their first
+     * instruction on, so an early one is queued instead of killing them. */
+    sigset_t usr;
+    sigemptyset(&usr);
+    sigaddset(&usr, SIGUSR1);
+    sigaddset(&usr, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &usr, NULL);
     signal(SIGTERM, s_parent_sig);
     signal(SIGINT, s_parent_sig);
     fflush(NULL);
