@@ -40,6 +40,8 @@
 #define FANOUT_QUEUE_MAX 100000     /* messages waiting behind a replay, per room */
 #define FANOUT_REPLAY_LIMIT 1000
 #define FANOUT_POSITIONS_MAX 1000
+#define FANOUT_LEADER_WAIT_MS 3000  /* a fresh room waits this long for a leader's position */
+#define FANOUT_LEADER_POLL_MS 50
 
 static const char HB_TOPIC[] = "\x01hb";    /* + the NUL: 4 bytes */
 
@@ -57,9 +59,12 @@ typedef struct fo_req fo_req_t;
 
 typedef struct {
     room_t *room;               //  The index entry this state belongs to
-    uint64_t last;              //  Last seq delivered; 0 = unknown (accept anything)
+    uint64_t last;              //  Last seq delivered (or the position), if known
+    int known;                  //  last is known; if not, accept anything (and
+                                //  adopt the broker's position at the next check)
     int replaying;              //  A replay request is in flight
     int positioning;            //  Fresh subscription: waiting for the room's position
+    int64_t pos_since_ms;       //  Monotonic ms it started waiting
     qmsg_t *qhead, *qtail;      //  Live messages waiting for the replay
     size_t qlen;
     fo_req_t *replay_req;       //  The replay in flight
@@ -74,6 +79,7 @@ typedef struct {
 
 struct fo_req {
     fanout_t *f;
+    uint64_t head;              //  positions: our head when we asked
     size_t n;                   //  Rooms asked about
     fo_room_t *rooms[];         //  NULL when the room went away meanwhile
 };
@@ -88,6 +94,13 @@ struct fanout {
 };
 
 static void s_check(fanout_t *f, int only_fresh);
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Records created_at -> now for a message delivered live. */
 static void s_latency(fanout_t *f, int64_t ts_us)
@@ -220,11 +233,13 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
     }
     if (m->seq > f->head)
         f->head = m->seq;
-    if (fr->last && m->seq <= fr->last) {
+    if (fr->known && m->seq <= fr->last) {
         f->stats.duplicates++;
+        log_debug("event=duplicate seq=%llu room_seq=%llu", (unsigned long long)m->seq,
+                  (unsigned long long)fr->last);
         return P_DONE;
     }
-    if (fr->last && m->prev == 0) {
+    if (fr->known && m->prev == 0) {
         /* A broker that started leading does not know the room's previous
          * message yet (prev 0): what it recorded but never sent before a
          * crash would slip by unseen. Verify with a replay from our last,
@@ -233,7 +248,7 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
             return P_REPLAY;
         fr->unknown_ok = 0;
     }
-    if (fr->last && m->prev > fr->last) {
+    if (fr->known && m->prev > fr->last) {
         f->stats.gaps++;
         log_info("event=gap room_seq=%llu prev=%llu seq=%llu", (unsigned long long)fr->last,
                  (unsigned long long)m->prev, (unsigned long long)m->seq);
@@ -241,6 +256,7 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
     }
     s_deliver(f, fr->room, m);
     fr->last = m->seq;
+    fr->known = 1;
     if (m->ts_us > 0)
         s_latency(f, m->ts_us);
     return P_DONE;
@@ -270,6 +286,7 @@ static void s_replay_failed(fanout_t *f, fo_room_t *fr, const char *why)
     fr->replaying = 0;
     fr->retries = 0;
     fr->last = 0;           /* unknown: take what comes */
+    fr->known = 0;
     s_flush_queue(f, fr);
 }
 
@@ -339,9 +356,12 @@ static void s_replay_reply(void *arg, const msgpack_object *reply, const char *e
         if ((o->type != MSGPACK_OBJECT_BIN && o->type != MSGPACK_OBJECT_STR) ||
             env_decode(o->via.bin.ptr, o->via.bin.size, &m) < 0)
             continue;
-        if (m.seq > fr->last) {
+        if (!fr->known || m.seq > fr->last) {
+            log_debug("event=replayed seq=%llu prev=%llu room_seq=%llu", (unsigned long long)m.seq,
+                      (unsigned long long)m.prev, (unsigned long long)fr->last);
             s_deliver(f, fr->room, &m);
             fr->last = m.seq;
+            fr->known = 1;
             f->stats.replayed++;
         }
     }
@@ -405,10 +425,17 @@ static void s_positions_reply(void *arg, const msgpack_object *reply, const char
             o = NULL;
         if (!o)
             continue;
-        if (fr->last == 0) {
+        if (!fr->known) {
             fr->last = o->via.u64;      /* unknown (after a lost range): adopt it */
-        } else if (o->via.u64 > fr->last && !fr->replaying) {
+            fr->known = 1;
+        } else if (o->via.u64 > fr->last && o->via.u64 <= req->head && !fr->replaying) {
+            /* behind, and not in flight: the transport delivers in publish
+             * order, so a message at or below a seq we had already received
+             * when we asked is lost, not late (one above it is judged at the
+             * next check) */
             f->stats.resyncs++;
+            log_debug("event=resync broker_seq=%llu room_seq=%llu", (unsigned long long)o->via.u64,
+                      (unsigned long long)fr->last);
             s_start_replay(f, fr);
         }
     }
@@ -429,12 +456,14 @@ static void s_fresh_reply(void *arg, const msgpack_object *reply, const char *er
     fanout_t *f = req->f;
     uint64_t seq = 0;
     const msgpack_object *leader = error ? NULL : up_get(reply, "leader");
-    if (error || !leader || leader->type != MSGPACK_OBJECT_BOOLEAN || !leader->via.boolean ||
-        up_get_u64(reply, "seq", &seq) < 0)
-        seq = 0;
-    if (seq == 0) {
-        /* no answer from a leader: our own view of the head */
+    /* a leader's head is known even when it is 0 (nothing published yet:
+     * every message to come is above it) */
+    int known = !error && leader && leader->type == MSGPACK_OBJECT_BOOLEAN && leader->via.boolean &&
+                up_get_u64(reply, "seq", &seq) == 0;
+    if (!known) {
+        /* no answer from a leader: our own view of the head, if we have one */
         seq = f->head;
+        known = seq != 0;
         log_debug("event=positions_failed reason=\"%s\"", error ? error : "not the leader");
     } else if (seq > f->head) {
         f->head = seq;
@@ -448,6 +477,7 @@ static void s_fresh_reply(void *arg, const msgpack_object *reply, const char *er
             continue;
         fr->positioning = 0;
         fr->last = seq;
+        fr->known = known;
         fr->unknown_ok = 1;
         s_flush_queue(f, fr);
         sock_room_positioned(fr->room);
@@ -488,6 +518,7 @@ static void s_send_positions(fanout_t *f, fo_room_t **rooms, size_t n)
     if (!req)
         return;
     req->f = f;
+    req->head = f->head;
     req->n = n;
     size_t kl;
     const char *key = room_key(rooms[0]->room, &kl);
@@ -516,16 +547,28 @@ static void s_check(fanout_t *f, int only_fresh)
     if (total == 0)
         return;
     if (!up_ready(f->gw->upstream)) {
-        /* nobody to ask: fresh rooms start at our view of the head now
-         * rather than hold their messages until a broker leads */
+        /* nobody to ask (yet: a gateway that just started, a failover):
+         * fresh rooms wait a little for a leader's answer, because our own
+         * view of the head may be nothing (then their first messages would
+         * be taken on trust), then start at that view rather than hold
+         * their messages (and their clients' CONNECT) any longer */
+        int64_t now = s_mono_ms();
+        int wait = 0;
         while ((room = rooms_next(rooms, &pos)) != NULL) {
             fo_room_t *fr = room_data(room);
-            if (fr && fr->positioning && !fr->pos_req) {
+            if (fr && fr->positioning && !fr->pos_req && now - fr->pos_since_ms < FANOUT_LEADER_WAIT_MS) {
+                wait = 1;
+            } else if (fr && fr->positioning && !fr->pos_req) {
                 fr->positioning = 0;
                 fr->last = f->head;
+                fr->known = f->head != 0;
                 s_flush_queue(f, fr);
                 sock_room_positioned(room);
             }
+        }
+        if (wait && !event_pending(f->soon, EV_TIMEOUT, NULL)) {
+            struct timeval tv = { 0, FANOUT_LEADER_POLL_MS * 1000 };
+            event_add(f->soon, &tv);
         }
         return;
     }
@@ -609,6 +652,7 @@ void fanout_room_sub(void *arg, room_t *room, int subscribe)
         if (fr) {
             fr->room = room;
             fr->positioning = 1;
+            fr->pos_since_ms = s_mono_ms();
             room_set_data(room, fr);
         }
         /* ask for the position of every room subscribed in this turn, in one

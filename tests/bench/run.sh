@@ -202,7 +202,7 @@ start_belfry() {
     local pub rpc i port targets=""
     pub=$(free_port); rpc=$(free_port)
     start broker "$BUILD/belfry-broker" --db "$DB" --pub "tcp://127.0.0.1:$pub" \
-        --rpc "tcp://127.0.0.1:$rpc" --log-level info
+        --rpc "tcp://127.0.0.1:$rpc" --http "127.0.0.1:$(free_port)" --log-level info
     SYS_PIDS="$LAST_PID"
     BROKER_PID=$LAST_PID
     wait_log "$OUT/broker.log" "event=ready" 20 || return 1
@@ -211,7 +211,7 @@ start_belfry() {
         port=$(free_port)
         start "gateway$i" "$BUILD/belfry-gateway" --listen "127.0.0.1:$port" \
             --broker-pub "tcp://127.0.0.1:$pub" --broker-rpc "tcp://127.0.0.1:$rpc" \
-            --jwt-secret "$SECRET" --max-connections 100000 --log-level warn
+            --jwt-secret "$SECRET" --max-connections 100000 --log-level "${BENCH_GW_LOG_LEVEL:-warn}"
         GW_PIDS="$GW_PIDS $LAST_PID"
         targets="$targets${targets:+,}127.0.0.1:$port"
         [ -z "$CONNECT_TARGET" ] && CONNECT_TARGET=127.0.0.1:$port
@@ -424,6 +424,15 @@ run_system() {   # run_system belfry|peer
     for s in $SCENARIOS; do
         log "$sys: $s"
         "scn_$s" "$sys"
+        # the servers' own view of the scenario (latency histograms, gaps, ...)
+        if [ "$sys" = belfry ]; then
+            local t k=0
+            for t in ${TARGETS//,/ }; do
+                node -e 'fetch("http://"+process.argv[1]+"/metrics").then(r=>r.text()).then(t=>process.stdout.write(t)).catch(()=>process.exit(1))' "$t" \
+                    > "$OUT/$s-gateway$k.prom" 2>/dev/null
+                k=$((k + 1))
+            done
+        fi
         # every server process must still be alive
         local p
         for p in $SYS_PIDS; do

@@ -181,6 +181,55 @@ for (const kind of ['zmq', 'redis', 'redis-cluster', 'nats']) {
       try { if (c) await c.stop(); } finally { if (server) await server.stop(); }
     });
 
+    // A fresh room (no row ever) whose first rows are lost at the transport:
+    // Redis drops every pub/sub subscriber whose output buffer passes a
+    // limit, here 1 byte (beyond the client's fixed 16 KiB buffer), so each
+    // row kills the gateways' subscriptions and
+    // nothing later links back to it. The room must start at the broker's
+    // head, not at "unknown", for the periodic check to see and replay it.
+    const freshRoomLoss = async (t) => {
+      const [g0, g1] = c.gateways;
+      const user = 700000 + crypto.randomInt(100000);
+      const room = `user_${user}`;
+      const a = await connect(g0.url, { token: c.token(user), label: `u${user}@gw0` });
+      const b = await connect(g1.url, { token: c.token(user), label: `u${user}@gw1` });
+      const before = await Promise.all([c.metrics(0), c.metrics(1)]);
+      // every node of a cluster: the room's slot may be on any of them
+      const cli = (port, ...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args],
+        { encoding: 'utf8' }).trim();
+      const saved = server.ports.map((p) => cli(p, 'CONFIG', 'GET', 'client-output-buffer-limit').split('\n')[1]);
+      const n = nonce();
+      const N = 3;
+      try {
+        for (const p of server.ports) assert.equal(cli(p, 'CONFIG', 'SET', 'client-output-buffer-limit', 'pubsub 1 1 0'), 'OK');
+        for (let i = 0; i < N; i++) {
+          // over the 16 KiB a Redis client buffer holds before the limit applies
+          await c.insert({ room, event: 'first', payload: { i, nonce: n, pad: 'x'.repeat(20000) } });
+          await sleep(100);
+        }
+      } finally {
+        server.ports.forEach((p, i) => cli(p, 'CONFIG', 'SET', 'client-output-buffer-limit', saved[i]));
+      }
+      for (const cl of [a, b]) {
+        await cl.waitFor((e) => e.event === 'first' && e.args[0]?.nonce === n && e.args[0].i === N - 1, 30000 * SLOW, `row ${N - 1}`);
+      }
+      await sleep(GRACE);
+      for (const cl of [a, b]) {
+        const got = cl.events.filter((e) => e.event === 'first' && e.args[0]?.nonce === n).map((e) => e.args[0].i);
+        assert.deepEqual(got, [0, 1, 2], `${cl.label}: every row once, in order`);
+      }
+      const afterM = await Promise.all([c.metrics(0), c.metrics(1)]);
+      const replayed = sum(afterM, 'belfry_gateway_replayed_total') - sum(before, 'belfry_gateway_replayed_total');
+      t.diagnostic(`replayed=${replayed}`);
+      assert.ok(replayed > 0, 'the rows came by replay: the transport really lost them');
+    };
+
+    // first, while the broker has published nothing at all: its head is 0,
+    // which is a position (every message to come is above it), not "unknown"
+    if (isRedis) {
+      test('on a system that has published nothing yet, a fresh room whose first rows are lost is repaired', T, withLogs(freshRoomLoss));
+    }
+
     test('a row for user_42 reaches the clients of user 42 on both gateways, once', T, withLogs(async () => {
       const [g0, g1] = c.gateways;
       const a = await connect(g0.url, { token: c.token(42), label: 'u42@gw0' });
@@ -354,48 +403,7 @@ for (const kind of ['zmq', 'redis', 'redis-cluster', 'nats']) {
     }
 
     if (isRedis) {
-      // A fresh room (no row ever) whose first rows are lost at the transport:
-      // Redis drops every pub/sub subscriber whose output buffer passes a
-      // limit, here 1 byte (beyond the client's fixed 16 KiB buffer), so each
-      // row kills the gateways' subscriptions and
-      // nothing later links back to it. The room must start at the broker's
-      // head, not at "unknown", for the periodic check to see and replay it.
-      test('a fresh room whose first rows are lost at the transport is repaired', T, withLogs(async (t) => {
-        const [g0, g1] = c.gateways;
-        const user = 700000 + crypto.randomInt(100000);
-        const room = `user_${user}`;
-        const a = await connect(g0.url, { token: c.token(user), label: `u${user}@gw0` });
-        const b = await connect(g1.url, { token: c.token(user), label: `u${user}@gw1` });
-        const before = await Promise.all([c.metrics(0), c.metrics(1)]);
-        // every node of a cluster: the room's slot may be on any of them
-        const cli = (port, ...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args],
-          { encoding: 'utf8' }).trim();
-        const saved = server.ports.map((p) => cli(p, 'CONFIG', 'GET', 'client-output-buffer-limit').split('\n')[1]);
-        const n = nonce();
-        const N = 3;
-        try {
-          for (const p of server.ports) assert.equal(cli(p, 'CONFIG', 'SET', 'client-output-buffer-limit', 'pubsub 1 1 0'), 'OK');
-          for (let i = 0; i < N; i++) {
-            // over the 16 KiB a Redis client buffer holds before the limit applies
-            await c.insert({ room, event: 'first', payload: { i, nonce: n, pad: 'x'.repeat(20000) } });
-            await sleep(100);
-          }
-        } finally {
-          server.ports.forEach((p, i) => cli(p, 'CONFIG', 'SET', 'client-output-buffer-limit', saved[i]));
-        }
-        for (const cl of [a, b]) {
-          await cl.waitFor((e) => e.event === 'first' && e.args[0]?.nonce === n && e.args[0].i === N - 1, 30000 * SLOW, `row ${N - 1}`);
-        }
-        await sleep(GRACE);
-        for (const cl of [a, b]) {
-          const got = cl.events.filter((e) => e.event === 'first' && e.args[0]?.nonce === n).map((e) => e.args[0].i);
-          assert.deepEqual(got, [0, 1, 2], `${cl.label}: every row once, in order`);
-        }
-        const afterM = await Promise.all([c.metrics(0), c.metrics(1)]);
-        const replayed = sum(afterM, 'belfry_gateway_replayed_total') - sum(before, 'belfry_gateway_replayed_total');
-        t.diagnostic(`replayed=${replayed}`);
-        assert.ok(replayed > 0, 'the rows came by replay: the transport really lost them');
-      }));
+      test('a fresh room whose first rows are lost at the transport is repaired', T, withLogs(freshRoomLoss));
     }
   });
 }
