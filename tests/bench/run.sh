@@ -43,20 +43,23 @@ full)
     BCAST_ROWS=200
     RATE=5000; RATE_ROWS=100000
     IDLE_CONNS=15000; CONNECT_N=15000; STORM_N=10000; HOLD_N=60000
-    LG_PROCS=2; TIMEOUT=300; GW_DEFAULT=4 ;;
+    LG_PROCS=2; TIMEOUT=300; GW_DEFAULT=$(nproc); HOLD_GW_DEFAULT=4 ;;
 small)
     CLIENTS=500; ROWS=5000; INJ_CONNS=4
     BCAST_ROWS=50
     RATE=1000; RATE_ROWS=5000
     IDLE_CONNS=1000; CONNECT_N=2000; STORM_N=500; HOLD_N=2000
-    LG_PROCS=1; TIMEOUT=60; GW_DEFAULT=2 ;;
+    LG_PROCS=1; TIMEOUT=60; GW_DEFAULT=2; HOLD_GW_DEFAULT=2 ;;
 *)
     echo "bench: BENCH_SCALE must be full or small" >&2; exit 2 ;;
 esac
 
-# 60,000 held connections need four gateway processes (an open-files limit
-# of 20,000 per process), so the full scale runs four.
+# One gateway process per core for every scenario but `hold`: 60,000 held
+# connections need four (an open-files limit of 20,000 per process), so hold
+# starts the missing ones for itself (HOLD_GATEWAYS; hold runs last, and they
+# stop with the rest of the system).
 GATEWAYS=${BENCH_GATEWAYS:-$GW_DEFAULT}
+HOLD_GATEWAYS=${BENCH_HOLD_GATEWAYS:-$HOLD_GW_DEFAULT}
 
 for b in "$BUILD/belfry-broker" "$BUILD/belfry-gateway" "$LOADGEN" "$INJECT"; do
     [ -x "$b" ] || { echo "bench: $b is missing (run make bench)" >&2; exit 2; }
@@ -198,31 +201,38 @@ sql() { psql -qAt -h 127.0.0.1 -p "$PGPORT" -U postgres -d belfry -c "$1"; }
 SYS_PIDS=""      # server processes of the running system (RSS, CPU)
 CONNECT_TARGET=""
 
+# start_gateway I: gateway I (after the broker), added to GW_PIDS and TARGETS
+start_gateway() {
+    local port i
+    port=$(free_port)
+    start "gateway$1" "$BUILD/belfry-gateway" --listen "127.0.0.1:$port" \
+        --broker-pub "tcp://127.0.0.1:$BROKER_PUB" --broker-rpc "tcp://127.0.0.1:$BROKER_RPC" \
+        --jwt-secret "$SECRET" --max-connections 100000 --log-level "${BENCH_GW_LOG_LEVEL:-warn}"
+    GW_PIDS="$GW_PIDS $LAST_PID"
+    SYS_PIDS="$SYS_PIDS $LAST_PID"
+    MEM_PIDS=$GW_PIDS
+    TARGETS="$TARGETS${TARGETS:+,}127.0.0.1:$port"
+    [ -z "$CONNECT_TARGET" ] && CONNECT_TARGET=127.0.0.1:$port
+    for i in $(seq 100); do
+        node -e 'const [h,p]=process.argv[1].split(":");require("net").connect(+p,h).on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))' "127.0.0.1:$port" && return 0
+        kill -0 "$LAST_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
 start_belfry() {
-    local pub rpc i port targets=""
-    pub=$(free_port); rpc=$(free_port)
-    start broker "$BUILD/belfry-broker" --db "$DB" --pub "tcp://127.0.0.1:$pub" \
-        --rpc "tcp://127.0.0.1:$rpc" --http "127.0.0.1:$(free_port)" --log-level info
+    local i
+    BROKER_PUB=$(free_port); BROKER_RPC=$(free_port)
+    start broker "$BUILD/belfry-broker" --db "$DB" --pub "tcp://127.0.0.1:$BROKER_PUB" \
+        --rpc "tcp://127.0.0.1:$BROKER_RPC" --http "127.0.0.1:$(free_port)" --log-level info
     SYS_PIDS="$LAST_PID"
     BROKER_PID=$LAST_PID
     wait_log "$OUT/broker.log" "event=ready" 20 || return 1
-    GW_PIDS=""
+    GW_PIDS=""; TARGETS=""
     for i in $(seq 0 $(( GATEWAYS - 1 ))); do
-        port=$(free_port)
-        start "gateway$i" "$BUILD/belfry-gateway" --listen "127.0.0.1:$port" \
-            --broker-pub "tcp://127.0.0.1:$pub" --broker-rpc "tcp://127.0.0.1:$rpc" \
-            --jwt-secret "$SECRET" --max-connections 100000 --log-level "${BENCH_GW_LOG_LEVEL:-warn}"
-        GW_PIDS="$GW_PIDS $LAST_PID"
-        targets="$targets${targets:+,}127.0.0.1:$port"
-        [ -z "$CONNECT_TARGET" ] && CONNECT_TARGET=127.0.0.1:$port
+        start_gateway "$i" || return 1
     done
-    for i in $(seq 50); do
-        node -e 'const [h,p]=process.argv[1].split(",")[0].split(":");require("net").connect(+p,h).on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))' "$targets" && break
-        sleep 0.1
-    done
-    SYS_PIDS="$SYS_PIDS $GW_PIDS"
-    MEM_PIDS=$GW_PIDS
-    TARGETS=$targets
 }
 
 start_peer() {
@@ -403,6 +413,11 @@ scn_hold() {
     fi
     procs=$(( (HOLD_N + 14999) / 15000 ))
     [ "$procs" -lt "$LG_PROCS" ] && procs=$LG_PROCS
+    local n=$(( $(echo $GW_PIDS | wc -w) ))
+    while [ "$n" -lt "$HOLD_GATEWAYS" ]; do
+        start_gateway "$n" || { fail hold "$sys" "gateway $n did not start"; return; }
+        n=$((n + 1))
+    done
     saved=$LG_PROCS; LG_PROCS=$procs
     before=$(rss_kb $MEM_PIDS)
     loadgen_bg "hold-$sys" --connections "$HOLD_N" --duration "$TIMEOUT" --inflight 1024
@@ -412,7 +427,7 @@ scn_hold() {
     after=$(rss_kb $MEM_PIDS)
     stop_pid "$LG_PID" TERM; forget "$LG_PID"
     record hold "connections held" "$sys" "$(jget "$lg" connected)"
-    record hold "gateway processes" "$sys" "$GATEWAYS"
+    record hold "gateway processes" "$sys" "$(echo $GW_PIDS | wc -w)"
     record hold "RSS added KiB" "$sys" "$(( after - before ))"
     check_lg hold "$sys" "$lg" "" "$HOLD_N"
 }
