@@ -65,6 +65,8 @@ typedef struct {
     int replaying;              //  A replay request is in flight
     int positioning;            //  Fresh subscription: waiting for the room's position
     int64_t pos_since_ms;       //  Monotonic ms it started waiting
+    int in_fresh;               //  Listed in f->fresh (at fresh_idx)
+    size_t fresh_idx;
     qmsg_t *qhead, *qtail;      //  Live messages waiting for the replay
     size_t qlen;
     fo_req_t *replay_req;       //  The replay in flight
@@ -90,8 +92,28 @@ struct fanout {
     struct event *resync;       //  Periodic positions check
     struct event *soon;         //  One check shortly after new subscriptions
     uint64_t head;              //  Highest seq seen (messages and heartbeats)
+    fo_room_t **fresh;          //  Rooms subscribed since the last positioning
+    size_t nfresh, fresh_cap;   //  (entries of rooms freed meanwhile are NULL)
     fanout_stats_t stats;
 };
+
+/* Lists a room to be positioned at the end of the turn. 0 or -1 (no memory:
+ * the periodic check, which walks every room, positions it then). */
+static int s_fresh_add(fanout_t *f, fo_room_t *fr)
+{
+    if (f->nfresh == f->fresh_cap) {
+        size_t cap = f->fresh_cap ? f->fresh_cap * 2 : 64;
+        fo_room_t **nf = realloc(f->fresh, cap * sizeof *nf);
+        if (!nf)
+            return -1;
+        f->fresh = nf;
+        f->fresh_cap = cap;
+    }
+    fr->in_fresh = 1;
+    fr->fresh_idx = f->nfresh;
+    f->fresh[f->nfresh++] = fr;
+    return 0;
+}
 
 static void s_check(fanout_t *f, int only_fresh);
 
@@ -544,8 +566,20 @@ static void s_check(fanout_t *f, int only_fresh)
     rooms_t *rooms = f->gw->rooms;
     size_t total = rooms_count(rooms), n = 0, pos = 0;
     room_t *room;
-    if (total == 0)
+    /* the fresh rooms: those listed since the last look (a connect costs
+     * its own rooms, not a walk over every room) and, for a full check,
+     * any the list missed */
+    fo_room_t **fresh = f->fresh;
+    size_t nfresh_listed = f->nfresh;
+    f->fresh = NULL;
+    f->nfresh = f->fresh_cap = 0;
+    for (size_t i = 0; i < nfresh_listed; i++)
+        if (fresh[i])
+            fresh[i]->in_fresh = 0;
+    if (total == 0) {
+        free(fresh);
         return;
+    }
     if (!up_ready(f->gw->upstream)) {
         /* nobody to ask (yet: a gateway that just started, a failover):
          * fresh rooms wait a little for a leader's answer, because our own
@@ -554,24 +588,49 @@ static void s_check(fanout_t *f, int only_fresh)
          * their messages (and their clients' CONNECT) any longer */
         int64_t now = s_mono_ms();
         int wait = 0;
-        while ((room = rooms_next(rooms, &pos)) != NULL) {
-            fo_room_t *fr = room_data(room);
-            if (fr && fr->positioning && !fr->pos_req && now - fr->pos_since_ms < FANOUT_LEADER_WAIT_MS) {
-                wait = 1;
-            } else if (fr && fr->positioning && !fr->pos_req) {
-                fr->positioning = 0;
-                fr->last = f->head;
-                fr->known = f->head != 0;
-                s_flush_queue(f, fr);
-                sock_room_positioned(room);
+        size_t k = 0;
+        for (;;) {
+            fo_room_t *fr;
+            if (only_fresh) {
+                if (k == nfresh_listed)
+                    break;
+                fr = fresh[k++];
+            } else {
+                if (!(room = rooms_next(rooms, &pos)))
+                    break;
+                fr = room_data(room);
             }
+            if (!fr || !fr->positioning || fr->pos_req || fr->in_fresh)
+                continue;
+            if (now - fr->pos_since_ms < FANOUT_LEADER_WAIT_MS) {
+                if (s_fresh_add(f, fr) == 0)
+                    wait = 1;
+                continue;
+            }
+            fr->positioning = 0;
+            fr->last = f->head;
+            fr->known = f->head != 0;
+            s_flush_queue(f, fr);
+            sock_room_positioned(fr->room);
         }
+        free(fresh);
         if (wait && !event_pending(f->soon, EV_TIMEOUT, NULL)) {
             struct timeval tv = { 0, FANOUT_LEADER_POLL_MS * 1000 };
             event_add(f->soon, &tv);
         }
         return;
     }
+    if (only_fresh) {
+        size_t m = 0;
+        for (size_t i = 0; i < nfresh_listed; i++)
+            if (fresh[i] && fresh[i]->positioning && !fresh[i]->pos_req)
+                fresh[m++] = fresh[i];
+        if (m)
+            s_send_fresh(f, fresh, m);
+        free(fresh);
+        return;
+    }
+    free(fresh);
     fo_room_t **list = malloc(total * sizeof *list);
     if (!list)
         return;
@@ -583,10 +642,6 @@ static void s_check(fanout_t *f, int only_fresh)
     }
     if (nfresh)
         s_send_fresh(f, list, nfresh);
-    if (only_fresh) {
-        free(list);
-        return;
-    }
     pos = 0;
     while ((room = rooms_next(rooms, &pos)) != NULL) {
         fo_room_t *fr = room_data(room);
@@ -654,6 +709,7 @@ void fanout_room_sub(void *arg, room_t *room, int subscribe)
             fr->positioning = 1;
             fr->pos_since_ms = s_mono_ms();
             room_set_data(room, fr);
+            s_fresh_add(f, fr);
         }
         /* ask for the position of every room subscribed in this turn, in one
          * request per namespace, right after the turn */
@@ -668,6 +724,8 @@ void fanout_room_sub(void *arg, room_t *room, int subscribe)
                 fr->replay_req->rooms[0] = NULL;
             if (fr->pos_req)
                 fr->pos_req->rooms[fr->pos_idx] = NULL;
+            if (fr->in_fresh)
+                f->fresh[fr->fresh_idx] = NULL;
             s_queue_clear(fr);
             if (fr->retry)
                 event_free(fr->retry);
@@ -786,6 +844,7 @@ void fanout_destroy(fanout_t **self_p)
         event_free(f->resync);
     if (f->soon)
         event_free(f->soon);
+    free(f->fresh);
     bus_destroy(&f->bus);
     free(f);
     *self_p = NULL;

@@ -380,12 +380,22 @@ scn_connect() {
     local sys=$1 lg=$OUT/connect-$1.json
     # handshakes per gateway process: one process only
     local saved=$TARGETS; TARGETS=$CONNECT_TARGET
+    # the process that does the handshakes (Belfry: the first gateway; the
+    # peer: its one process), for its own CPU
+    local hp t0 t1
+    if [ "$sys" = belfry ]; then hp=$(echo $GW_PIDS | awk '{print $1}'); else hp=$SYS_PIDS; fi
+    t0=$(cpu_ticks $hp)
     sys_cpu_start
     loadgen_bg "connect-$sys" --mode connect --connections "$CONNECT_N" --duration "$TIMEOUT" --inflight 512
     loadgen_wait
     TARGETS=$saved
+    t1=$(cpu_ticks $hp)
     sys_cpu_record connect "$sys" "$lg"
     record connect "handshakes/s (1 process)" "$sys" "$(jget "$lg" handshakes_per_s)"
+    # what one process sustains on a core of its own: handshakes per CPU
+    # second it used (the load generator and the database share the cores)
+    record connect "that process's CPU s" "$sys" "$(awk -v a="$t0" -v b="$t1" -v h="$HZ" 'BEGIN{printf "%.2f", (b-a)/h}')"
+    record connect "handshakes per its CPU s" "$sys" "$(awk -v a="$t0" -v b="$t1" -v h="$HZ" -v n="$CONNECT_N" 'BEGIN{ if (b>a) printf "%.0f", n*h/(b-a); }')"
     check_lg connect "$sys" "$lg" "" "$CONNECT_N"
 }
 
