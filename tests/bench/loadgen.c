@@ -295,6 +295,7 @@ static int s_parse_srcs(const char *s)
 
 static void s_open_more(worker_t *w);
 
+/* The connection's global index: its user id, source address and target. */
 static int s_conn_index(const conn_t *c)
 {
     return g_w.first + (int)(c - g_w.conns);
@@ -395,6 +396,7 @@ static uint32_t s_rand32(void)
     return (uint32_t)(x >> 16);
 }
 
+/* Sends one masked text frame. 0, or -1 (closed). */
 static int s_conn_send_text(conn_t *c, const char *s, size_t len)
 {
     uint8_t stackbuf[WS_MAX_HEADER + 1024];
@@ -527,6 +529,9 @@ static void s_event_keys(const char *d, size_t len, int64_t v[3], int found[3])
     }
 }
 
+/* One EVENT (the JSON array after the packet header): counts it, times it
+ * by "ts" against the receive time of its read, checks "n" per stream "c",
+ * and keeps the recovery offset. */
 static void s_on_event(conn_t *c, const char *d, size_t len)
 {
     worker_t *w = &g_w;
@@ -1093,6 +1098,8 @@ static int s_hmac(EVP_MD_CTX *ipad, EVP_MD_CTX *opad, EVP_MD_CTX *tmp,
     return 0;
 }
 
+/* The HMAC key schedule (RFC 2104): ipad and opad absorb the padded key
+ * blocks once. 0, or -1. */
 static int s_hmac_key(EVP_MD_CTX *ipad, EVP_MD_CTX *opad, const char *key, size_t klen)
 {
     unsigned char k[64], pad[64];
@@ -1195,6 +1202,9 @@ static int s_build_requests(void)
     return 0;
 }
 
+/* A worker process: connections first .. first+n-1, one epoll loop until
+ * SIGUSR1, its deadline or an epoll failure; then the final report on
+ * pipe_fd and _exit (never returns). */
 static int s_worker(int widx, int first, int n, int pipe_fd)
 {
     worker_t *w = &g_w;
