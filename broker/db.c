@@ -59,12 +59,18 @@
 
 #define SQL_XMIN "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 
+/* The batch statement is prepared once per connection (with the LISTEN,
+ * which is also per connection): parsing and planning it took most of a
+ * read's cost in PostgreSQL when it was sent as text each time (see
+ * docs/performance.md, 2026-12-02). It has no parameters, so its one plan
+ * is cached at once. */
+#define SQL_PREPARE "PREPARE belfry_batch_read AS " SQL_BATCH
 static const char SQL_READ_DISARM[] =
     "BEGIN ISOLATION LEVEL REPEATABLE READ;"
     " UPDATE belfry_bell SET armed = false WHERE armed; "
-    SQL_XMIN "; " SQL_BATCH "; COMMIT";
+    SQL_XMIN "; EXECUTE belfry_batch_read; COMMIT";
 static const char SQL_READ[] =
-    "BEGIN ISOLATION LEVEL REPEATABLE READ; " SQL_XMIN "; " SQL_BATCH "; COMMIT";
+    "BEGIN ISOLATION LEVEL REPEATABLE READ; " SQL_XMIN "; EXECUTE belfry_batch_read; COMMIT";
 static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock(" DB_LEADER_KEY ")";
 /* First start ever: the cursor starts at the current snapshot, so rows
  * committed before it are not streamed. Then report the position. */
@@ -94,7 +100,7 @@ struct db {
     int leading;                /* told the caller on_leader(1) */
     int bell_missing_logged;    /* warned that belfry_bell has no row */
     bell_t bell;                /* the doorbell machine (RUN) */
-    char *sql_listen;           /* LISTEN "<channel>" */
+    char *sql_listen;           /* LISTEN "<channel>"; PREPARE the batch read */
     char *sql_arm;              /* arm + take an xid, channel as a literal */
     int stopping;               /* db_stop() was called */
     void (*done)(void *);       /* its callback */
@@ -438,12 +444,12 @@ static int s_build_sql(db_t *self)
     int rc = -1;
     if (!ident || !lit)
         goto done;
-    size_t n1 = strlen(ident) + 16, n2 = strlen(lit) + 160;
+    size_t n1 = strlen(ident) + sizeof SQL_PREPARE + 16, n2 = strlen(lit) + 160;
     self->sql_listen = malloc(n1);
     self->sql_arm = malloc(n2);
     if (!self->sql_listen || !self->sql_arm)
         goto done;
-    snprintf(self->sql_listen, n1, "LISTEN %s", ident);
+    snprintf(self->sql_listen, n1, "LISTEN %s; " SQL_PREPARE, ident);
     /* The arm commits first; the xid is taken in a second transaction, so
      * it is newer than the xid of every writer that read the bell before
      * the arm became visible. */
