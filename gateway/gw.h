@@ -93,7 +93,7 @@ struct gw {
     conn_t *reap;               /* connections to free at the next loop turn */
     conn_t *conns;              /* every connection */
     conn_t *dirty;              /* connections with output to write this turn */
-    struct event *flush_ev;     /* lowest priority: runs conn_flush last in a turn */
+    struct event *flush_ev;     /* runs conn_flush after a turn's I/O callbacks */
     session_t *reap_sessions;   /* closed sessions to free at the next loop turn */
     session_t *poll_dirty;      /* polling queues that grew this turn (session_flush_polls) */
     struct event *reap_ev;
