@@ -223,9 +223,9 @@ start_gateway() {
 
 start_belfry() {
     local i
-    BROKER_PUB=$(free_port); BROKER_RPC=$(free_port)
+    BROKER_PUB=$(free_port); BROKER_RPC=$(free_port); BROKER_HTTP=$(free_port)
     start broker "$BUILD/belfry-broker" --db "$DB" --pub "tcp://127.0.0.1:$BROKER_PUB" \
-        --rpc "tcp://127.0.0.1:$BROKER_RPC" --http "127.0.0.1:$(free_port)" --log-level info
+        --rpc "tcp://127.0.0.1:$BROKER_RPC" --http "127.0.0.1:$BROKER_HTTP" --log-level info
     SYS_PIDS="$LAST_PID"
     BROKER_PID=$LAST_PID
     wait_log "$OUT/broker.log" "event=ready" 20 || return 1
@@ -442,6 +442,10 @@ scn_hold() {
     check_lg hold "$sys" "$lg" "" "$HOLD_N"
 }
 
+scrape() {   # scrape host:port: its /metrics on stdout (empty if it does not answer)
+    node -e 'fetch("http://"+process.argv[1]+"/metrics").then(r=>r.text()).then(t=>process.stdout.write(t)).catch(()=>process.exit(1))' "$1" 2>/dev/null
+}
+
 run_system() {   # run_system belfry|peer
     local sys=$1 s
     sql "TRUNCATE notifications RESTART IDENTITY" || exit 1
@@ -453,10 +457,10 @@ run_system() {   # run_system belfry|peer
         if [ "$sys" = belfry ]; then
             local t k=0
             for t in ${TARGETS//,/ }; do
-                node -e 'fetch("http://"+process.argv[1]+"/metrics").then(r=>r.text()).then(t=>process.stdout.write(t)).catch(()=>process.exit(1))' "$t" \
-                    > "$OUT/$s-gateway$k.prom" 2>/dev/null
+                scrape "$t" > "$OUT/$s-gateway$k.prom"
                 k=$((k + 1))
             done
+            scrape "127.0.0.1:$BROKER_HTTP" > "$OUT/$s-broker.prom"
         fi
         # every server process must still be alive
         local p
