@@ -272,8 +272,10 @@ static int s_process(fanout_t *f, fo_room_t *fr, const env_msg_t *m)
     }
     if (fr->known && m->prev > fr->last) {
         f->stats.gaps++;
-        log_info("event=gap room_seq=%llu prev=%llu seq=%llu", (unsigned long long)fr->last,
-                 (unsigned long long)m->prev, (unsigned long long)m->seq);
+        size_t kl;
+        const char *key = room_key(fr->room, &kl);
+        log_info("event=gap nsp=%s room=%s room_seq=%llu prev=%llu seq=%llu", key, key + strlen(key) + 1,
+                 (unsigned long long)fr->last, (unsigned long long)m->prev, (unsigned long long)m->seq);
         return P_REPLAY;
     }
     s_deliver(f, fr->room, m);
