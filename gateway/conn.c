@@ -1,22 +1,33 @@
 /*  conn - one client TCP connection: HTTP/1.1 requests, then maybe WebSocket
  *
- *  Built on a libevent bufferevent. The read callback runs the request loop:
- *  parse a head from the input buffer (re-parsed from the start when more
- *  bytes arrive: heads are small), wait for Content-Length body bytes,
- *  dispatch, drain. In WebSocket mode it feeds the input buffer's chunks to
- *  the frame parser, which keeps its own state between reads.
+ *  No bufferevent: one libevent event on the socket (EV_READ|EV_PERSIST,
+ *  plus EV_WRITE only while output waits for the socket), plain recv() (no
+ *  FIONREAD probe before it), and an evbuffer for output.
  *
- *  A read timeout guards the HTTP phase (slowloris); it is off while a
- *  long-poll is parked and in WebSocket mode, where Engine.IO's heartbeat
- *  watches the peer.
+ *  Reads: every read goes into one scratch buffer shared by all connections
+ *  (the loop is single-threaded, and a read is handled before the callback
+ *  returns). The request loop parses heads and bodies in place there; only
+ *  what is left unconsumed at the end of a read (part of a head or a body, a
+ *  pipelined request behind a parked GET) is copied into the connection's
+ *  own input buffer, which the next read is appended to and which is freed
+ *  once consumed. So an idle connection holds no input buffer at all. In
+ *  WebSocket mode every byte read is fed to the frame parser, which keeps its
+ *  own state between reads: nothing is kept here.
+ *
+ *  A read timeout guards the HTTP phase (slowloris): the event's timeout,
+ *  restarted by every read (a peer that goes quiet), plus deadline_ms,
+ *  checked on every read (a peer that trickles a byte at a time). It is off
+ *  while a long-poll is parked and in WebSocket mode, where Engine.IO's
+ *  heartbeat watches the peer. A parked poll stays readable (bytes behind it
+ *  are kept, EOF ends it).
  *
  *  Writes: output is only queued while the loop runs callbacks; a
  *  connection with fresh output goes on the gateway's dirty list, and one
  *  lowest-priority event (conn_flush, the "before sleep" of this loop)
  *  writes every dirty connection directly once per loop turn. So every
- *  packet of a turn leaves in one writev, and the write event (an epoll_ctl
- *  to arm and another to disarm) is used only by a connection whose socket
- *  buffer is full (backlog), until it drains.
+ *  packet of a turn leaves in one writev, and EV_WRITE (an epoll_ctl to arm
+ *  and another to disarm) is used only by a connection whose socket buffer
+ *  is full (backlog), until it drains.
  */
 #include "conn.h"
 #include "session.h"
@@ -27,7 +38,7 @@
 #include "log.h"
 #include "map.h"
 
-#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/buffer.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,14 +53,23 @@
 
 struct conn {
     gw_t *gw;                   //  Gateway context
-    struct bufferevent *bev;    //  Socket and its buffers
+    evutil_socket_t fd;         //  The socket (closed when the connection is freed)
     int state;                  //  CONN_*
-    int keep_alive;             //  Current request allows another after it
-    int echo;                   //  WebSocket /echo endpoint (conformance mode)
-    int reaping;                //  On the reap list: no more I/O
-    int backlog;                //  Output waits for the socket: libevent's write event is armed
+    struct event *ev;           //  The socket's event: EV_READ, EV_WRITE while backlogged
+    short ev_want;              //  Events ev is assigned and added with (0: not added)
+    long ev_ms;                 //  Its timeout in ms (0: none)
+    struct evbuffer *out;       //  Output not yet written
+    char *in;                   //  Input read but not consumed yet (NULL when none)
+    size_t in_len, in_cap;
+    unsigned keep_alive : 1;    //  Current request allows another after it
+    unsigned echo : 1;          //  WebSocket /echo endpoint (conformance mode)
+    unsigned reaping : 1;       //  On the reap list: no more I/O
+    unsigned backlog : 1;       //  Output waits for the socket: EV_WRITE is armed
+    unsigned dirty : 1;         //  On the dirty list
+    unsigned lingering : 1;     //  Closed: write side shut, reading and dropping
+    unsigned reading : 1;       //  Inside its own request loop
+    unsigned retrigger : 1;     //  Input is left after a reply: handle it next turn
     conn_t *dirty_prev, *dirty_next;    //  Dirty list: output to write at the end of the turn
-    int dirty;                  //  On the dirty list
     int64_t deadline_ms;        //  Monotonic: the request head (or the linger) must end by then
     session_t *sess;            //  Session carried (WS) or parked for (poll)
     ws_parser_t *ws;            //  Frame parser, in WebSocket mode
@@ -60,7 +80,22 @@ struct conn {
     char ip[48];                //  Peer address without the port (per-IP limit)
 };
 
-static void s_read_cb(struct bufferevent *bev, void *arg);
+/* Lingering close, the last step of a graceful one: our side is shut for
+ * writing, and whatever the peer still sends is read and dropped until it
+ * closes too (or CONN_LINGER_MS pass). Closing with unread input would make
+ * the kernel answer with a reset, which can destroy the response (a 413, a
+ * close frame with 1009) before the peer has read it. */
+#define CONN_LINGER_MS 2000
+#define CONN_FLUSH_MS 5000          /* a closing connection's output must move by then */
+#define CONN_ORIGIN_MAX 256         /* longest Origin kept for CORS */
+#define CONN_ECHO_MAX (32 << 20)    /* largest message on /echo (conformance) */
+#define CONN_READ_MAX 65536         /* one read, into the shared scratch buffer */
+
+/* Every read lands here first (one process is one single-threaded loop, and
+ * nothing in it reads a socket while a read is being handled). */
+static char s_scratch[CONN_READ_MAX];
+
+static void s_io_cb(evutil_socket_t fd, short what, void *arg);
 
 static int64_t s_now_ms(void)
 {
@@ -68,22 +103,63 @@ static int64_t s_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-static void s_write_cb(struct bufferevent *bev, void *arg);
-static void s_event_cb(struct bufferevent *bev, short what, void *arg);
 
-/* The HTTP phase has two clocks: libevent's read timeout catches a peer that
+/* Makes the socket's event match the connection's state: what it waits for
+ * and its timeout. Changing the events costs epoll_ctl calls; changing only
+ * the timeout costs none. restart: start the timeout again from now. */
+static void s_arm(conn_t *c, int restart)
+{
+    short want;
+    long ms;
+    if (c->reaping) {
+        want = 0;
+        ms = 0;
+    } else if (c->lingering) {
+        want = EV_READ;
+        ms = CONN_LINGER_MS;
+    } else if (c->state == CONN_CLOSING) {
+        /* flushing before the linger: nothing is read (a socket left readable
+         * and unread would make every loop turn busy, and starve conn_flush,
+         * the lowest priority); only a backlog waits for EV_WRITE, the others
+         * are written by conn_flush at the end of this very turn. With the
+         * epoll changelist, deleting here and adding again for the linger in
+         * the same turn costs one epoll_ctl (MOD). */
+        want = c->backlog ? EV_WRITE : 0;
+        ms = c->backlog ? CONN_FLUSH_MS : 0;
+    } else {
+        want = EV_READ | (c->backlog ? EV_WRITE : 0);
+        ms = c->state == CONN_HTTP ? c->gw->cfg.handshake_timeout_ms : 0;
+    }
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    if (want != c->ev_want) {
+        if (c->ev_want)
+            event_del(c->ev);
+        c->ev_want = want;
+        c->ev_ms = ms;
+        if (!want)
+            return;
+        event_assign(c->ev, c->gw->base, c->fd, want | EV_PERSIST, s_io_cb, c);
+        event_add(c->ev, ms > 0 ? &tv : NULL);
+        if (c->retrigger && (want & EV_READ))
+            event_active(c->ev, EV_READ, 1);    /* the re-assignment dropped it */
+        return;
+    }
+    if (!want)
+        return;
+    if (ms > 0 && (restart || ms != c->ev_ms))
+        event_add(c->ev, &tv);  /* already added: only the timer moves */
+    else if (ms == 0 && c->ev_ms > 0)
+        event_remove_timer(c->ev);
+    c->ev_ms = ms;
+}
+
+/* The HTTP phase has two clocks: the event's timeout catches a peer that
  * goes quiet, and deadline_ms (checked on every read) one that trickles a
- * byte at a time, which restarts the read timeout each time (slowloris). */
+ * byte at a time, which restarts the timeout each time (slowloris). */
 static void s_set_http_timeout(conn_t *c, int on)
 {
     c->deadline_ms = on ? s_now_ms() + c->gw->cfg.handshake_timeout_ms : 0;
-    if (on) {
-        struct timeval tv = { c->gw->cfg.handshake_timeout_ms / 1000,
-                              (c->gw->cfg.handshake_timeout_ms % 1000) * 1000 };
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    } else {
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
-    }
+    s_arm(c, on);
 }
 
 /* Fills c->peer ("ip:port") and c->ip. */
@@ -129,6 +205,7 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
         return NULL;
     }
     c->gw = gw;
+    c->fd = fd;
     s_peer_names(c, sa, salen);
     if (s_ip_count(gw, c->ip, 1) < 0) {
         gw->stats.limit_conn_ip++;
@@ -137,8 +214,13 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
         free(c);
         return NULL;
     }
-    c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
+    c->ev = event_new(gw->base, fd, EV_READ | EV_PERSIST, s_io_cb, c);
+    c->out = evbuffer_new();
+    if (!c->ev || !c->out) {
+        if (c->ev)
+            event_free(c->ev);
+        if (c->out)
+            evbuffer_free(c->out);
         s_ip_count(gw, c->ip, -1);
         evutil_closesocket(fd);
         free(c);
@@ -146,11 +228,7 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    bufferevent_setcb(c->bev, s_read_cb, s_write_cb, s_event_cb, c);
-    s_set_http_timeout(c, 1);
-    /* bufferevent_socket_new enables writing; writes go through conn_flush */
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    s_set_http_timeout(c, 1);   /* adds the event (ev_want 0: not added yet) */
     gw->stats.connections_total++;
     gw->stats.connections_open++;
     c->all_next = gw->conns;
@@ -165,19 +243,72 @@ const char *conn_peer(const conn_t *c) { return c->peer; }
 session_t *conn_session(const conn_t *c) { return c->sess; }
 void conn_set_session(conn_t *c, session_t *s) { c->sess = s; }
 
-/* Leaves the connection in CLOSING state, detached from its session. */
+/* Leaves the connection in CLOSING state, detached from its session. The
+ * caller re-arms the event (s_arm: no more reading until the linger). */
 static int s_begin_close(conn_t *c)
 {
     if (c->state == CONN_CLOSING)
         return 0;
     c->state = CONN_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
-    s_set_http_timeout(c, 0);
+    c->deadline_ms = 0;
+    c->retrigger = 0;
     session_t *s = c->sess;
     c->sess = NULL;
     if (s)
         session_on_conn_closed(s, c);
     return 1;
+}
+
+/* ---- input buffer ------------------------------------------------------------ */
+
+/* Drops the connection's input buffer: an idle connection holds none. */
+static void s_in_free(conn_t *c)
+{
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+}
+
+/* Makes room for `more` bytes after the input kept. -1 when out of memory. */
+static int s_in_reserve(conn_t *c, size_t more)
+{
+    size_t need = c->in_len + more;
+    if (need <= c->in_cap)
+        return 0;
+    size_t cap = c->in_cap * 2 > need ? c->in_cap * 2 : need;
+    char *p = realloc(c->in, cap);
+    if (!p)
+        return -1;
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Keeps data[0..len) as the unconsumed input; data may point into c->in. */
+static int s_in_keep(conn_t *c, const char *data, size_t len)
+{
+    if (len == 0) {
+        s_in_free(c);
+        return 0;
+    }
+    if (c->in && data >= c->in && data < c->in + c->in_cap) {
+        memmove(c->in, data, len);
+        c->in_len = len;
+        if (c->in_cap > 2 * CONN_READ_MAX && len < c->in_cap / 4) {
+            char *p = realloc(c->in, len);  /* a large body was consumed */
+            if (p) {
+                c->in = p;
+                c->in_cap = len;
+            }
+        }
+        return 0;
+    }
+    c->in_len = 0;
+    if (s_in_reserve(c, len) < 0)
+        return -1;
+    memcpy(c->in, data, len);
+    c->in_len = len;
+    return 0;
 }
 
 /* ---- dirty list ------------------------------------------------------------ */
@@ -200,7 +331,7 @@ static void s_dirty_unlink(conn_t *c)
 static void s_mark_dirty(conn_t *c)
 {
     if (c->dirty || c->reaping || c->backlog)
-        return;                 /* a backlogged connection's write event is armed */
+        return;                 /* a backlogged connection's EV_WRITE is armed */
     c->dirty = 1;
     c->dirty_prev = NULL;
     c->dirty_next = c->gw->dirty;
@@ -213,11 +344,25 @@ static void s_mark_dirty(conn_t *c)
 static void s_linger(conn_t *c);
 static int s_over_limit(conn_t *c);
 
-/* Arms libevent's write event until the output drains (s_write_cb). */
+/* Arms EV_WRITE until the output drains (s_write_ready). */
 static void s_enter_backlog(conn_t *c)
 {
     c->backlog = 1;
-    bufferevent_enable(c->bev, EV_WRITE);
+    s_arm(c, 0);
+}
+
+/* Writes what is queued (one writev). 0, or -1 after aborting on an error. */
+static int s_write(conn_t *c)
+{
+    errno = 0;
+    int n = evbuffer_write(c->out, c->fd);
+    int err = errno;
+    if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        log_debug("event=conn_write_error peer=%s", c->peer);
+        conn_abort(c);
+        return -1;
+    }
+    return 0;
 }
 
 void conn_flush(gw_t *gw)
@@ -227,22 +372,9 @@ void conn_flush(gw_t *gw)
         s_dirty_unlink(c);
         if (c->reaping || c->backlog)
             continue;
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        if (evbuffer_get_length(out) == 0)
+        if (evbuffer_get_length(c->out) > 0 && s_write(c) < 0)
             continue;
-        /* a bufferevent keeps its output's start frozen except while it
-         * writes itself; we write in its place */
-        evbuffer_unfreeze(out, 1);
-        errno = 0;
-        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-        int err = errno;
-        evbuffer_freeze(out, 1);
-        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-            log_debug("event=conn_write_error peer=%s", c->peer);
-            conn_abort(c);
-            continue;
-        }
-        if (evbuffer_get_length(out) > 0) {
+        if (evbuffer_get_length(c->out) > 0) {
             if (c->state != CONN_CLOSING && s_over_limit(c) < 0)
                 continue;
             s_enter_backlog(c);
@@ -259,8 +391,7 @@ static void s_reap_now(conn_t *c)
         return;
     c->reaping = 1;
     s_dirty_unlink(c);
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    s_arm(c, 0);                /* deletes the event: no more callbacks */
     c->reap_next = c->gw->reap;
     c->gw->reap = c;
     event_active(c->gw->reap_ev, EV_TIMEOUT, 0);
@@ -272,67 +403,52 @@ void conn_abort(conn_t *c)
     s_reap_now(c);
 }
 
-/* Lingering close, the last step of a graceful one: our side is shut for
- * writing, and whatever the peer still sends is read and dropped until it
- * closes too (or CONN_LINGER_MS pass). Closing with unread input would make
- * the kernel answer with a reset, which can destroy the response (a 413, a
- * close frame with 1009) before the peer has read it. */
-#define CONN_LINGER_MS 2000
-#define CONN_ORIGIN_MAX 256         /* longest Origin kept for CORS */
-#define CONN_ECHO_MAX (32 << 20)    /* largest message on /echo (conformance) */
-
-static void s_linger_read(struct bufferevent *bev, void *arg)
-{
-    conn_t *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    if (s_now_ms() >= c->deadline_ms)
-        s_reap_now(c);          /* a peer trickling bytes does not keep it */
-}
-
-static void s_linger_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    (void)what;
-    s_reap_now(arg);            /* EOF, error or the linger timeout */
-}
-
 static void s_linger(conn_t *c)
 {
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
+    if (c->lingering || c->reaping)
+        return;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
         s_reap_now(c);
         return;
     }
-    struct timeval tv = { CONN_LINGER_MS / 1000, (CONN_LINGER_MS % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    c->lingering = 1;
+    c->backlog = 0;
     c->deadline_ms = s_now_ms() + CONN_LINGER_MS;
-    bufferevent_setcb(c->bev, s_linger_read, NULL, s_linger_event, c);
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    s_arm(c, 1);
+}
+
+/* Reads and drops what a lingering peer still sends; EOF, an error, the
+ * timeout or the deadline end it. */
+static void s_linger_io(conn_t *c, short what)
+{
+    if (what & EV_READ) {
+        ssize_t n = recv(c->fd, s_scratch, sizeof s_scratch, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n > 0 && s_now_ms() < c->deadline_ms)
+            return;             /* a peer trickling bytes does not keep it */
+    }
+    s_reap_now(c);
 }
 
 void conn_close(conn_t *c)
 {
-    if (!s_begin_close(c))
+    if (!s_begin_close(c) || c->reaping)
         return;
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (evbuffer_get_length(c->out) == 0) {
         s_linger(c);
         return;
     }
-    /* flush, then linger from the write callback; give up after a while */
-    struct timeval tv = { 5, 0 };
-    bufferevent_set_timeouts(c->bev, NULL, &tv);
-    bufferevent_setcb(c->bev, NULL, s_write_cb, s_event_cb, c);
-    s_dirty_unlink(c);
-    s_enter_backlog(c);
+    /* conn_flush writes it at the end of this turn, then lingers, or arms
+     * EV_WRITE with CONN_FLUSH_MS to give up after */
+    s_arm(c, 1);
+    s_mark_dirty(c);
 }
 
 void conn_close_idle(gw_t *gw)
 {
     for (conn_t *c = gw->conns; c; c = c->all_next)
-        if (c->state == CONN_HTTP && !c->reaping &&
-            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        if (c->state == CONN_HTTP && !c->reaping && c->in_len == 0)
             conn_close(c);
 }
 
@@ -351,7 +467,10 @@ void conn_reap(gw_t *gw)
     while (gw->reap) {
         conn_t *c = gw->reap;
         gw->reap = c->reap_next;
-        bufferevent_free(c->bev);
+        event_free(c->ev);
+        evutil_closesocket(c->fd);
+        evbuffer_free(c->out);      /* releases the shared packets it references */
+        free(c->in);
         free(c->origin);
         if (c->ws) {
             ws_parser_free(c->ws);
@@ -369,31 +488,46 @@ void conn_reap(gw_t *gw)
     }
 }
 
-/* The output drained (it was backlogged): linger if closing, else go back to
- * direct writes at the end of each turn. */
-static void s_write_cb(struct bufferevent *bev, void *arg)
+/* The socket took output again (it was backlogged): linger if closing and
+ * drained, else go back to direct writes at the end of each turn. */
+static void s_write_ready(conn_t *c)
 {
-    conn_t *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+    if (evbuffer_get_length(c->out) > 0 && s_write(c) < 0)
+        return;
+    if (evbuffer_get_length(c->out) > 0)
         return;
     if (c->state == CONN_CLOSING) {
         s_linger(c);
         return;
     }
     c->backlog = 0;
-    bufferevent_disable(bev, EV_WRITE);
+    s_arm(c, 0);
 }
 
-static void s_event_cb(struct bufferevent *bev, short what, void *arg)
+static void s_read(conn_t *c);
+
+static void s_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn_t *c = arg;
-    (void)bev;
-    if (what & BEV_EVENT_TIMEOUT)
+    (void)fd;
+    if (c->reaping)
+        return;
+    if (c->lingering) {
+        s_linger_io(c, what);
+        return;
+    }
+    if (what & EV_TIMEOUT) {
         log_debug("event=conn_timeout peer=%s", c->peer);
-    else if (what & BEV_EVENT_ERROR)
-        log_debug("event=conn_error peer=%s", c->peer);
-    /* EOF, error or timeout: nothing more can be delivered */
-    conn_abort(c);
+        conn_abort(c);          /* nothing more can be delivered */
+        return;
+    }
+    if (what & EV_WRITE) {
+        s_write_ready(c);
+        if (c->reaping || c->lingering)
+            return;
+    }
+    if ((what & EV_READ) && c->state != CONN_CLOSING)
+        s_read(c);
 }
 
 /* ---- output -------------------------------------------------------------- */
@@ -412,7 +546,7 @@ static int s_check_output(conn_t *c)
 
 static int s_over_limit(conn_t *c)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    size_t queued = evbuffer_get_length(c->out);
     size_t limit = (size_t)c->gw->cfg.max_output;
     if (c->echo && limit < 2 * (size_t)CONN_ECHO_MAX)
         limit = 2 * (size_t)CONN_ECHO_MAX;     /* room for echoing one message */
@@ -469,7 +603,7 @@ void conn_http_reply(conn_t *c, int status, const char *ctype, const char *extra
 {
     if (c->state == CONN_CLOSING)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     if (c->gw->draining)
         c->keep_alive = 0;      /* the last answer on this connection */
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, s_status_text(status));
@@ -494,9 +628,13 @@ void conn_http_reply(conn_t *c, int status, const char *ctype, const char *extra
         conn_close(c);
         return;
     }
-    /* a pipelined request may already be waiting */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    /* a pipelined request may already be waiting (read while a poll was
+     * parked): handle it next turn, not inside this reply. Inside its own
+     * request loop the connection goes on with it anyway. */
+    if (c->in_len > 0 && !c->reading && !c->retrigger) {
+        c->retrigger = 1;
+        event_active(c->ev, EV_READ, 1);
+    }
 }
 
 void conn_http_eio_error(conn_t *c, int status, int code, const char *message)
@@ -518,7 +656,7 @@ int conn_ws_send(conn_t *c, int opcode, const void *data, size_t len)
         return -1;
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_build_header(hdr, 1, opcode, len);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     evbuffer_add(out, hdr, hl);
     evbuffer_add(out, data, len);
     c->gw->stats.bytes_out += hl + len;
@@ -531,7 +669,7 @@ int conn_ws_send_pkt(conn_t *c, pkt_t *p)
     if (c->state != CONN_WS)
         return -1;
     pkt_ref(p);
-    if (evbuffer_add_reference(bufferevent_get_output(c->bev), p->data, p->len,
+    if (evbuffer_add_reference(c->out, p->data, p->len,
                                pkt_release_cb, p) < 0) {
         pkt_release(p);
         return -1;
@@ -564,7 +702,7 @@ int conn_ws_accept(conn_t *c, const http_request_t *req)
         conn_http_eio_error(c, 400, 3, "Bad request");
         return -1;
     }
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                              "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
     s_mark_dirty(c);
@@ -606,38 +744,36 @@ static void s_ws_event(conn_t *c, const ws_event_t *ev)
     }
 }
 
-static void s_ws_read(conn_t *c)
+
+/* Feeds data[0..len) to the frame parser, handling each event as it comes,
+ * until it is all consumed or the connection leaves WebSocket mode. */
+static void s_ws_input(conn_t *c, const uint8_t *data, size_t len)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t off = 0;
     while (c->state == CONN_WS) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-            break;
         ws_event_t ev;
-        ssize_t r = ws_parser_feed(c->ws, v.iov_base, v.iov_len, &ev);
+        ssize_t r = ws_parser_feed(c->ws, data + off, len - off, &ev);
         if (r < 0) {
             int code = ws_err_close_code((int)r);
             c->gw->stats.protocol_errors++;
             if (code == WS_CLOSE_TOO_BIG)
                 c->gw->stats.limit_payload++;
             log_info("event=ws_protocol_error peer=%s close_code=%d", c->peer, code);
-            evbuffer_drain(in, evbuffer_get_length(in));
             conn_ws_close(c, code, code == WS_CLOSE_TOO_BIG ? "message too big"
                                  : code == WS_CLOSE_INVALID_DATA ? "invalid UTF-8"
                                  : "protocol error");
-            return;
+            return;             /* the rest is dropped (the linger reads on) */
         }
-        evbuffer_drain(in, (size_t)r);
+        off += (size_t)r;
         if (ev.opcode)
             s_ws_event(c, &ev);
-        else if (r == 0)
+        else if (r == 0 || off == len)
             break;
     }
     /* everything read is handled: an idle connection keeps no message buffer */
     if (c->ws)
         ws_parser_trim(c->ws);
 }
-
 /* ---- HTTP ---------------------------------------------------------------- */
 
 static int s_method(const http_request_t *req, const char *m)
@@ -755,94 +891,148 @@ static void s_dispatch(conn_t *c, const http_request_t *req, const char *body, s
     conn_http_reply(c, 404, "text/plain", NULL, "not found\n", 10);
 }
 
-/* A request that is still incomplete at its deadline: 408 and close. */
-static void s_check_deadline(conn_t *c)
+/* A request that is still incomplete at its deadline: 408 and close.
+ * Returns 1 if so (the input is dropped). */
+static int s_check_deadline(conn_t *c)
 {
     if (!c->deadline_ms || s_now_ms() < c->deadline_ms)
-        return;
+        return 0;
     c->gw->stats.limit_handshake_timeout++;
     log_info("event=request_timeout peer=%s limit_ms=%ld", c->peer, c->gw->cfg.handshake_timeout_ms);
     c->keep_alive = 0;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
     conn_http_reply(c, 408, "text/plain", NULL, "request timeout\n", 16);
+    return 1;
 }
 
-static void s_http_read(conn_t *c)
+/* The request loop over data[0..len): parses heads (the whole head again
+ * from its start when more bytes came: heads are small), waits for
+ * Content-Length body bytes, dispatches. Returns how many bytes it consumed;
+ * the rest is an incomplete request, or follows a request that left HTTP
+ * mode (WebSocket, parked poll, closing). */
+static size_t s_http_input(conn_t *c, const char *data, size_t len)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t max_head = (size_t)c->gw->cfg.max_head;
-    while (c->state == CONN_HTTP) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail == 0)
-            return;
+    size_t off = 0;
+    while (c->state == CONN_HTTP && off < len) {
+        const char *buf = data + off;
+        size_t avail = len - off;
         size_t look = avail < max_head + 1 ? avail : max_head + 1;
-        const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
         http_request_t req;
         int hl = http_parse_request(buf, look, max_head, &req);
-        if (hl == HTTP_INCOMPLETE && look <= max_head) {
-            s_check_deadline(c);
-            return;
-        }
+        if (hl == HTTP_INCOMPLETE && look <= max_head)
+            return s_check_deadline(c) ? len : off;
         if (hl < 0) {
             c->gw->stats.protocol_errors++;
             int too_large = hl == HTTP_TOO_LARGE || hl == HTTP_INCOMPLETE;
             log_info("event=http_bad_request peer=%s reason=%s", c->peer,
                      too_large ? "head_too_large" : "malformed");
             c->keep_alive = 0;
-            evbuffer_drain(in, avail);
             if (too_large)
                 c->gw->stats.limit_head++;
             if (too_large)
                 conn_http_reply(c, 431, "text/plain", NULL, "request head too large\n", 23);
             else
                 conn_http_reply(c, 400, "text/plain", NULL, "bad request\n", 12);
-            return;
+            return len;
         }
         size_t blen = 0;
         int cl = http_content_length(&req, &blen);
         if (cl == -2 || http_find_header(&req, "Transfer-Encoding")) {
             c->keep_alive = 0;
-            evbuffer_drain(in, avail);
             conn_http_reply(c, cl == -2 ? 400 : 411, "text/plain", NULL, "bad body length\n", 16);
-            return;
+            return len;
         }
         if (blen > (size_t)c->gw->cfg.max_payload) {
             c->gw->stats.protocol_errors++;
             c->gw->stats.limit_payload++;
             c->keep_alive = 0;
-            /* the Engine.IO session the request was for is closed as well;
-             * req points into the input buffer: drain only after */
+            /* the Engine.IO session the request was for is closed as well */
             session_http_too_large(c->gw, c, &req);
-            evbuffer_drain(in, avail);
-            return;
+            return len;
         }
-        if (avail < (size_t)hl + blen) {
-            s_check_deadline(c);
-            return;
-        }
-        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(hl + blen));
-        hl = http_parse_request(buf, (size_t)hl, max_head, &req);   /* pointers moved */
+        if (avail < (size_t)hl + blen)
+            return s_check_deadline(c) ? len : off;
         const http_header_t *conn_h = http_find_header(&req, "Connection");
         c->keep_alive = req.minor_version >= 1
             ? !(conn_h && http_header_has_token(conn_h, "close"))
             : (conn_h && http_header_has_token(conn_h, "keep-alive"));
         s_dispatch(c, &req, buf + hl, blen);
-        evbuffer_drain(in, (size_t)hl + blen);
+        off += (size_t)hl + blen;
         if (c->state == CONN_HTTP)
             c->deadline_ms = s_now_ms() + c->gw->cfg.handshake_timeout_ms;
     }
-    if (c->state == CONN_WS)
-        s_ws_read(c);
+    return off;
 }
 
-static void s_read_cb(struct bufferevent *bev, void *arg)
+/* Handles fresh[0..n) (just read; may be empty) after the input kept from
+ * earlier reads, and keeps what is left unconsumed. */
+static void s_input(conn_t *c, const char *fresh, size_t n)
 {
-    conn_t *c = arg;
-    (void)bev;
+    const char *data = fresh;
+    size_t len = n;
+    if (c->in_len > 0) {
+        if (n > 0) {
+            if (s_in_reserve(c, n) < 0) {
+                log_warn("event=conn_no_memory peer=%s", c->peer);
+                conn_abort(c);
+                return;
+            }
+            memcpy(c->in + c->in_len, fresh, n);
+            c->in_len += n;
+        }
+        data = c->in;
+        len = c->in_len;
+    }
+    size_t used = 0;
+    c->reading = 1;
     if (c->state == CONN_HTTP)
-        s_http_read(c);
-    else if (c->state == CONN_WS)
-        s_ws_read(c);
-    /* CONN_POLL: a client does not pipeline behind a parked GET; bytes wait */
+        used = s_http_input(c, data, len);
+    if (c->state == CONN_WS && used < len) {
+        s_ws_input(c, (const uint8_t *)data + used, len - used);
+        used = len;
+    }
+    c->reading = 0;
+    if (c->reaping || c->state == CONN_CLOSING)
+        used = len;             /* nobody will read it: dropped */
+    /* CONN_POLL: a client does not pipeline behind a parked GET; what it
+     * sends waits, up to a whole request */
+    if (c->state == CONN_POLL &&
+        len - used > (size_t)c->gw->cfg.max_head + (size_t)c->gw->cfg.max_payload) {
+        c->gw->stats.protocol_errors++;
+        log_info("event=http_bad_request peer=%s reason=input_behind_parked_poll", c->peer);
+        s_in_free(c);
+        conn_abort(c);
+        return;
+    }
+    if (s_in_keep(c, data + used, len - used) < 0) {
+        log_warn("event=conn_no_memory peer=%s", c->peer);
+        s_in_free(c);
+        conn_abort(c);
+    }
+}
+
+/* The socket is readable: one recv into the scratch buffer (level-triggered:
+ * more waiting is reported again next turn). */
+static void s_read(conn_t *c)
+{
+    if (c->retrigger) {
+        c->retrigger = 0;       /* our own event_active: the kept input first */
+        if (c->in_len > 0) {
+            s_input(c, NULL, 0);
+            return;
+        }
+    }
+    ssize_t n = recv(c->fd, s_scratch, sizeof s_scratch, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        log_debug("event=conn_error peer=%s", c->peer);
+        conn_abort(c);
+        return;
+    }
+    if (n == 0) {
+        conn_abort(c);          /* EOF: nothing more can be delivered */
+        return;
+    }
+    s_input(c, s_scratch, (size_t)n);
 }
