@@ -461,6 +461,14 @@ run_system() {   # run_system belfry|peer
                 k=$((k + 1))
             done
             scrape "127.0.0.1:$BROKER_HTTP" > "$OUT/$s-broker.prom"
+            # repairs in this scenario: nothing is lost, but a gap means a
+            # message waited for a replay (counters are cumulative)
+            local gaps replayed
+            gaps=$(cat "$OUT/$s"-gateway*.prom | awk '/^belfry_gateway_gaps_total /{n+=$2} END{print n+0}')
+            replayed=$(cat "$OUT/$s"-gateway*.prom | awk '/^belfry_gateway_replayed_total /{n+=$2} END{print n+0}')
+            record "$s" "gaps repaired (gateways)" "$sys" "$(( gaps - ${GAPS_PREV:-0} ))"
+            record "$s" "messages replayed" "$sys" "$(( replayed - ${REPLAYED_PREV:-0} ))"
+            GAPS_PREV=$gaps; REPLAYED_PREV=$replayed
         fi
         # every server process must still be alive
         local p
