@@ -40,7 +40,9 @@
  *  Modes: hold (connect, then receive until the end), connect (measure
  *  handshakes per second: WS upgrade + EIO open + SIO CONNECT ack), storm
  *  (connect, then drop every connection at once and reconnect with
- *  {"pid","offset"} in the auth payload when the server gave them).
+ *  {"pid","offset"} in the auth payload when the server gave them; an
+ *  offset comes with an event, so --storm-after waits for the messages
+ *  that give every client one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -164,7 +166,7 @@ struct worker {
 /* Settings (cfg). */
 static char *o_target, *o_src, *o_secret, *o_nsp, *o_mode, *o_ready_file, *o_path;
 static long o_conns, o_procs, o_user_base, o_users, o_duration, o_inflight, o_expect,
-            o_idle_ms, o_max_conns, o_storm_wait_ms;
+            o_idle_ms, o_max_conns, o_storm_wait_ms, o_storm_after;
 static struct sockaddr_in g_src[LG_MAX_ADDRS], g_dst[LG_MAX_TARGETS];
 static int g_nsrc, g_ndst, g_mode;
 static char g_nsp[128];
@@ -1363,6 +1365,9 @@ int main(int argc, char **argv)
           "stop when no message arrived for this long after the first (0: no)", 0, 3600000 },
         { "storm-wait-ms", NULL, CFG_INT, &o_storm_wait_ms, "1000",
           "storm: hold the connections this long before dropping them", 0, 600000 },
+        { "storm-after", NULL, CFG_INT, &o_storm_after, "0",
+          "storm: and until this many messages have arrived in all (each gives its client a recovery offset)",
+          0, 1000000000 },
         { "ready-file", NULL, CFG_STR, &o_ready_file, NULL,
           "write connected=N failed=M here when the connect phase is over", 0, 0 },
     };
@@ -1524,7 +1529,7 @@ int main(int argc, char **argv)
             else if (g_mode == MODE_STORM && storm_sent && all_storm)
                 end_reason = "storm_done", stopping = 1;
             if (g_mode == MODE_STORM && !storm_sent && phase_done_at &&
-                now - phase_done_at >= o_storm_wait_ms * 1000LL) {
+                now - phase_done_at >= o_storm_wait_ms * 1000LL && msgs >= (uint64_t)o_storm_after) {
                 for (int i = 0; i < np; i++)
                     kill(pids[i], SIGUSR2);
                 storm_sent = 1;

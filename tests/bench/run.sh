@@ -238,7 +238,8 @@ start_belfry() {
 start_peer() {
     local port
     port=$(free_port)
-    start peer node "$ROOT/tests/bench/peer/server.js" --port "$port" --db "$DB" --secret "$SECRET"
+    # connection-state recovery on, as Belfry's is by default (the storm uses it)
+    start peer node "$ROOT/tests/bench/peer/server.js" --port "$port" --db "$DB" --secret "$SECRET" --recovery
     wait_log "$OUT/peer.log" "event=ready" 20 || return 1
     SYS_PIDS=$LAST_PID
     MEM_PIDS=$LAST_PID
@@ -399,18 +400,26 @@ scn_connect() {
     check_lg connect "$sys" "$lg" "" "$CONNECT_N"
 }
 
+# Every client first receives one message (to the room "all"), which gives
+# it a recovery offset; then all drop at once and reconnect with {pid,
+# offset}: connection-state recovery for STORM_N sessions at once.
 scn_storm() {
     local sys=$1 lg=$OUT/storm-$1.json
     sys_cpu_start
-    loadgen_bg "storm-$sys" --mode storm --connections "$STORM_N" --duration "$TIMEOUT" --inflight 2048 --storm-wait-ms 2000
+    loadgen_bg "storm-$sys" --mode storm --connections "$STORM_N" --duration "$TIMEOUT" --inflight 2048 \
+        --storm-wait-ms 1000 --storm-after "$STORM_N"
+    wait_file "$OUT/storm-$sys.ready" 120 || { fail storm "$sys" "clients did not connect"; loadgen_wait; return; }
+    inject_run "storm-inject-$sys" --rows 1 --rate 0 --conns 1 --room all
     loadgen_wait
     sys_cpu_record storm "$sys" "$lg"
     record storm "reconnect all s" "$sys" "$(jget "$lg" storm.seconds)"
     record storm "reconnects/s" "$sys" "$(jget "$lg" storm.per_s)"
-    record storm "recovered" "$sys" "$(jget "$lg" storm.recovered)"
-    check_lg storm "$sys" "$lg" "" "$STORM_N"
-    local rc; rc=$(jget "$lg" storm.reconnected)
+    local rec rc
+    rec=$(jget "$lg" storm.recovered); rc=$(jget "$lg" storm.reconnected)
+    record storm "recovered" "$sys" "$rec"
+    check_lg storm "$sys" "$lg" "$STORM_N" "$STORM_N"
     [ "$rc" = "$STORM_N" ] || fail storm "$sys" "reconnected=$rc/$STORM_N"
+    [ "$rec" = "$STORM_N" ] || fail storm "$sys" "recovered=$rec/$STORM_N (every client had an offset)"
 }
 
 # HOLD_N connections held at once across every gateway process (issue 8's
