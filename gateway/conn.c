@@ -42,7 +42,6 @@
 #include <event2/buffer.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
@@ -226,8 +225,9 @@ conn_t *conn_new(gw_t *gw, evutil_socket_t fd, const struct sockaddr *sa, int sa
         free(c);
         return NULL;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* TCP_NODELAY comes from the listening socket (Linux copies it to
+     * every accepted socket; gateway/main.c sets it): one call per
+     * connection fewer. */
     s_set_http_timeout(c, 1);   /* adds the event (ev_want 0: not added yet) */
     gw->stats.connections_total++;
     gw->stats.connections_open++;

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <zmq.h>
 
 static void s_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -350,6 +352,11 @@ int main(int argc, char **argv)
         log_error("event=listen_failed addr=%s reason=\"%s\"", c->listen, strerror(errno));
         return 1;
     }
+    /* Every reply is written whole at the end of a loop turn: no Nagle
+     * delay. Set once here; accepted sockets inherit it on Linux. */
+    int one = 1;
+    if (setsockopt(evconnlistener_get_fd(gw.listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        log_warn("event=nodelay_failed reason=\"%s\"", strerror(errno));
     evconnlistener_set_error_cb(gw.listener, s_accept_error_cb);
     struct event *sigterm = evsignal_new(gw.base, SIGTERM, s_signal_cb, &gw);
     struct event *sigint = evsignal_new(gw.base, SIGINT, s_signal_cb, &gw);
