@@ -17,6 +17,10 @@
 #
 # Sizes: BENCH_SCALE=full (default; issue 8's sizes) or small (a smoke run of
 # about a minute). BENCH_ONLY="belfry" or "peer" runs one system;
+# BENCH_NICE=N renices every thread of the system under test (Belfry's
+# broker and gateways, or the peer) to N once started (e.g. -10, as root):
+# the servers' CPU priority over PostgreSQL and the load generators, which
+# share the same two cores (docs/performance.md, 2026-12-02). Off by default.
 # BENCH_SCENARIOS="idle personal broadcast latency connect storm" picks
 # scenarios. Loss by the peer is marked LOSSY in the table but fails the run
 # only with BENCH_STRICT_PEER=1: its `id > last_id` read is known to skip rows
@@ -459,6 +463,13 @@ run_system() {   # run_system belfry|peer
     local sys=$1 s
     sql "TRUNCATE notifications RESTART IDENTITY" || exit 1
     if [ "$sys" = belfry ]; then start_belfry; else start_peer; fi || { fail all "$sys" "did not start"; stop_system; return; }
+    if [ -n "${BENCH_NICE:-}" ]; then
+        local pp tt
+        for pp in $SYS_PIDS; do
+            for tt in /proc/"$pp"/task/*; do renice -n "$BENCH_NICE" -p "${tt##*/}" >/dev/null || exit 2; done
+        done
+        log "$sys: every thread of $SYS_PIDS reniced to $BENCH_NICE"
+    fi
     for s in $SCENARIOS; do
         log "$sys: $s"
         "scn_$s" "$sys"
