@@ -23,8 +23,9 @@
  *
  *  Writes: output is only queued while the loop runs callbacks; a
  *  connection with fresh output goes on the gateway's dirty list, and one
- *  lowest-priority event (conn_flush, the "before sleep" of this loop)
- *  writes every dirty connection directly once per loop turn. So every
+ *  event (conn_flush), activated by the turn's first output and so queued
+ *  behind the turn's I/O callbacks (gateway/main.c), writes every dirty
+ *  connection directly once per loop turn. So every
  *  packet of a turn leaves in one writev, and EV_WRITE (an epoll_ctl to arm
  *  and another to disarm) is used only by a connection whose socket buffer
  *  is full (backlog), until it drains.
