@@ -237,6 +237,12 @@ void bus_stats(const bus_t *self, bus_stats_t *out)
         self->ops->stats(self, out);
 }
 
+void bus_set_yield(bus_t *self, int (*yield)(void *arg), void *arg)
+{
+    self->yield = yield;
+    self->yield_arg = arg;
+}
+
 void bus_deliver(bus_t *self, const void *topic, size_t tlen, const void *body, size_t blen)
 {
     self->stats.received++;

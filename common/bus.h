@@ -109,6 +109,13 @@ int bus_publish(bus_t *self, const void *topic, size_t tlen, const void *body, s
 int bus_subscribe(bus_t *self, const void *topic, size_t tlen);
 int bus_unsubscribe(bus_t *self, const void *topic, size_t tlen);
 
+/* A subscriber asks yield(arg) after each message it delivers and, when it
+ * returns non-zero, stops for this loop turn and goes on in the next, so
+ * the caller can write out what the messages so far produced (ZeroMQ; the
+ * Redis and NATS clients hand over what they have read). NULL: no limit
+ * but the backend's own budget. */
+void bus_set_yield(bus_t *self, int (*yield)(void *arg), void *arg);
+
 /* 1 when connected: ZeroMQ SUB: at least one publisher connected; ZeroMQ
  * PUB: bound; Redis, NATS: connected to the server. */
 int bus_ready(const bus_t *self);

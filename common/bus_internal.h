@@ -35,6 +35,8 @@ struct bus {
     long hwm;                   /* High-water mark, messages */
     map_t *subs;                /* topic -> (void *)1: the subscription set */
     bus_stats_t stats;          /* Loop-thread counters */
+    int (*yield)(void *arg);    /* bus_set_yield: stop draining this turn */
+    void *yield_arg;
 };
 
 /* Backend constructors: 0, or -1 with a reason in err. */

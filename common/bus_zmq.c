@@ -8,8 +8,9 @@
  *  to a publisher that reconnects, so this backend never re-subscribes.
  *
  *  ZMQ_FD is edge-triggered: the drain callback reads while messages come,
- *  at most BUS_ZMQ_BUDGET per loop turn (then it re-activates itself, so a
- *  flood cannot starve the rest of the loop), and every subscription change
+ *  at most BUS_ZMQ_BUDGET per loop turn, or fewer when the caller's yield
+ *  says so (then it re-activates itself, so a flood cannot starve the rest
+ *  of the loop), and every subscription change
  *  (which may process pending socket commands and so eat the edge)
  *  re-activates the drain by hand. Readiness comes from a socket monitor
  *  (a PAIR socket on a per-bus inproc address) counting CONNECTED and
@@ -82,6 +83,8 @@ static void s_drain(evutil_socket_t fd, short what, void *arg)
             extra = zmq_msg_more(&junk);
             zmq_msg_close(&junk);
         }
+        if (bus->yield && bus->yield(bus->yield_arg))
+            break;                  /* the caller writes out first (bus_set_yield) */
     }
     event_active(z->ev, EV_READ, 0);    /* more may wait: continue next turn */
 }

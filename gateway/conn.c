@@ -331,6 +331,7 @@ static void s_dirty_unlink(conn_t *c)
 /* New output was queued: write it at the end of this loop turn. */
 static void s_mark_dirty(conn_t *c)
 {
+    c->gw->turn_out++;
     if (c->dirty || c->reaping || c->backlog)
         return;                 /* a backlogged connection's EV_WRITE is armed */
     c->dirty = 1;
@@ -368,6 +369,7 @@ static int s_write(conn_t *c)
 
 void conn_flush(gw_t *gw)
 {
+    gw->turn_out = 0;
     while (gw->dirty) {
         conn_t *c = gw->dirty;
         s_dirty_unlink(c);

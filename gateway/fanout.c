@@ -42,6 +42,16 @@
 #define FANOUT_POSITIONS_MAX 1000
 #define FANOUT_LEADER_WAIT_MS 3000  /* a fresh room waits this long for a leader's position */
 #define FANOUT_LEADER_POLL_MS 50
+/* Client packets queued in one loop turn before the fan-out lets the turn's
+ * writes go out (bus_set_yield). A broadcast to 5,000 sockets queues 5,000
+ * per message: taking 200 such messages in one turn queued a million
+ * packets (~100 MB) before the first byte was written, and a quarter of the
+ * gateway's time went to the kernel zeroing fresh heap pages for them (perf,
+ * `make bench` broadcast, 2026-12-02; freed in one go, such a heap goes back
+ * to the kernel above M_TRIM_THRESHOLD and is faulted in again). With the
+ * limit the turn's memory is reused, and clients get the first messages
+ * after 100,000 packets instead of after all of them. */
+#define FANOUT_TURN_OUT 100000
 
 static const char HB_TOPIC[] = "\x01hb";    /* + the NUL: 4 bytes */
 
@@ -793,6 +803,13 @@ static void s_message(void *arg, const void *topic, size_t tlen, const void *bod
     }
 }
 
+/* bus_set_yield: enough output for one turn (and a flush to write it). */
+static int s_yield(void *arg)
+{
+    fanout_t *f = arg;
+    return f->gw->turn_out >= FANOUT_TURN_OUT && f->gw->dirty;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
@@ -823,6 +840,7 @@ fanout_t *fanout_new(gw_t *gw, const char *pub_endpoints)
         log_error("event=config_error setting=--fanout kind=%s reason=\"%s\"", bus_kind_name(bc.kind), err);
         goto fail;
     }
+    bus_set_yield(f->bus, s_yield, f);
     if (bus_subscribe(f->bus, HB_TOPIC, sizeof HB_TOPIC) < 0)
         goto fail;
     f->resync = event_new(gw->base, -1, EV_PERSIST, s_resync_cb, f);

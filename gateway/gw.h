@@ -94,6 +94,7 @@ struct gw {
     conn_t *conns;              /* every connection */
     conn_t *dirty;              /* connections with output to write this turn */
     struct event *flush_ev;     /* runs conn_flush after a turn's I/O callbacks */
+    uint64_t turn_out;          /* client packets queued since the last conn_flush */
     session_t *reap_sessions;   /* closed sessions to free at the next loop turn */
     session_t *poll_dirty;      /* polling queues that grew this turn (session_flush_polls) */
     struct event *reap_ev;
