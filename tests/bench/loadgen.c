@@ -1602,6 +1602,7 @@ int main(int argc, char **argv)
            "\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
            "\"storm\":{\"reconnected\":%llu,\"recovered\":%llu,\"failed\":%llu,"
            "\"seconds\":%.3f,\"per_s\":%.1f},"
+           "\"t_first_msg_us\":%lld,\"t_last_msg_us\":%lld,"
            "\"cpu_s\":%.3f,\"wall_s\":%.3f}\n",
            o_mode, end_reason, np, all_final ? "true" : "false",
            o_conns, (unsigned long long)a.handshakes, (unsigned long long)a.connected,
@@ -1619,6 +1620,7 @@ int main(int argc, char **argv)
            (unsigned long long)a.storm_reconnected, (unsigned long long)a.storm_recovered,
            (unsigned long long)a.storm_failed, storm_s,
            storm_s > 0 ? (double)a.storm_reconnected / storm_s : 0.0,
+           (long long)first_msg, (long long)a.t_last_msg,
            a.cpu_s, s_sec(t0, s_now_us()));
     free(rep);
     return all_final ? 0 : 1;
