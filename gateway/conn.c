@@ -667,15 +667,25 @@ int conn_ws_send(conn_t *c, int opcode, const void *data, size_t len)
     return s_check_output(c);
 }
 
+/* Shared packets up to this size are copied into the connection's output
+ * rather than referenced: a reference costs an evbuffer chain (a malloc and
+ * an iovec in the writev) per packet, a copy lands in the free space of the
+ * last chain. */
+#define CONN_COPY_MAX 512
+
 int conn_ws_send_pkt(conn_t *c, pkt_t *p)
 {
     if (c->state != CONN_WS)
         return -1;
-    pkt_ref(p);
-    if (evbuffer_add_reference(c->out, p->data, p->len,
-                               pkt_release_cb, p) < 0) {
-        pkt_release(p);
-        return -1;
+    if (p->len <= CONN_COPY_MAX) {
+        if (evbuffer_add(c->out, p->data, p->len) < 0)
+            return -1;
+    } else {
+        pkt_ref(p);
+        if (evbuffer_add_reference(c->out, p->data, p->len, pkt_release_cb, p) < 0) {
+            pkt_release(p);
+            return -1;
+        }
     }
     c->gw->stats.bytes_out += p->len;
     s_mark_dirty(c);
