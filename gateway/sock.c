@@ -614,7 +614,9 @@ static int s_recovery_request(const json_t *auth, const char **pid, size_t *pid_
     return 1;
 }
 
-static int s_connect(session_t *s, const sio_packet_t *p)
+/* auth: the CONNECT payload as sio_decode_json parsed it (NULL without one;
+ * borrowed: the caller frees it). */
+static int s_connect(session_t *s, const sio_packet_t *p, const json_t *auth)
 {
     gw_t *gw = s->gw;
     if (!s_nsp_allowed(gw, p->nsp, p->nsp_len)) {
@@ -623,12 +625,8 @@ static int s_connect(session_t *s, const sio_packet_t *p)
     }
     if (s_find(s, p->nsp, p->nsp_len))
         return 0;                           /* already connected: nothing to do */
-    json_t *auth = NULL;
-    if (p->data) {
-        auth = json_loadb(p->data, p->data_len, SIO_JSON_FLAGS, NULL);
-        if (!auth)
-            return -1;
-    }
+    if (p->data && !auth)
+        return -1;
     char user[AUTH_USER_MAX] = "";
     json_t *claims = NULL;
     if (!gw->cfg.conformance) {
@@ -638,7 +636,6 @@ static int s_connect(session_t *s, const sio_packet_t *p)
             log_info("event=auth_failed sid=%s nsp=%.*s reason=\"%s\"", s->sid,
                      (int)p->nsp_len, p->nsp, reason);
             s_connect_error(s, p, reason);
-            json_decref(auth);
             return 0;
         }
     }
@@ -649,7 +646,6 @@ static int s_connect(session_t *s, const sio_packet_t *p)
             free(k);
         }
         json_decref(claims);
-        json_decref(auth);
         return -1;
     }
     memcpy(k->nsp, p->nsp, p->nsp_len);
@@ -673,7 +669,6 @@ static int s_connect(session_t *s, const sio_packet_t *p)
         sock_t **a = realloc(s->socks, ncap * sizeof *a);
         if (!a) {
             s_sock_free(k);
-            json_decref(auth);
             return -1;
         }
         s->socks = a;
@@ -681,7 +676,6 @@ static int s_connect(session_t *s, const sio_packet_t *p)
     }
     s->socks[s->nsocks++] = k;
     if (gw->cfg.conformance) {
-        json_decref(auth);
         s_connected(k);
         /* 42["auth",<payload or {}>] */
         const char *a = p->data ? p->data : "{}";
@@ -696,10 +690,8 @@ static int s_connect(session_t *s, const sio_packet_t *p)
     }
     char room[AUTH_USER_MAX + 8];
     int rl = snprintf(room, sizeof room, "user_%s", k->user);
-    if (sock_join(k, room, (size_t)rl) < 0 || sock_join(k, "all", 3) < 0) {
-        json_decref(auth);
+    if (sock_join(k, room, (size_t)rl) < 0 || sock_join(k, "all", 3) < 0)
         return -1;
-    }
     const char *pid;
     size_t pid_len;
     uint64_t after;
@@ -707,11 +699,9 @@ static int s_connect(session_t *s, const sio_packet_t *p)
         memcpy(k->join_pid, pid, pid_len);
         k->join_pid[pid_len] = 0;
         k->join_after = after;
-        json_decref(auth);
         s_after_join(k, JOIN_RECOVER);
         return 0;
     }
-    json_decref(auth);
     if (gw->cfg.recovery)
         s_new_pid(k);
     s_after_join(k, JOIN_CONNECT);
@@ -971,12 +961,14 @@ static int s_event(sock_t *k, const sio_packet_t *p, int binary)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static int s_dispatch(session_t *s, const sio_packet_t *p, int binary)
+/* json: the packet's data as sio_decode_json parsed it (used by CONNECT), or
+ * NULL. */
+static int s_dispatch(session_t *s, const sio_packet_t *p, int binary, const json_t *json)
 {
     sock_t *k;
     switch (p->type) {
     case SIO_CONNECT:
-        return s_connect(s, p);
+        return s_connect(s, p, json);
     case SIO_DISCONNECT:
         k = s_find(s, p->nsp, p->nsp_len);
         if (k)
@@ -1004,11 +996,19 @@ int sock_on_message(session_t *s, const char *data, size_t len)
     if (s->bin_expected)
         return -1;                  /* attachments were announced, text came */
     sio_packet_t p;
-    if (sio_decode(data, len, &p) < 0)
+    json_t *json = NULL;
+    if (sio_decode_json(data, len, &p, &json) < 0)
         return -1;
+    if (p.type == SIO_CONNECT) {
+        /* the auth payload is parsed once, by the codec */
+        int rc = s_dispatch(s, &p, 0, json);
+        json_decref(json);
+        return rc;
+    }
+    json_decref(json);
     if (p.type == SIO_BINARY_EVENT || p.type == SIO_BINARY_ACK) {
         if (p.attachments == 0)
-            return s_dispatch(s, &p, 1);
+            return s_dispatch(s, &p, 1, NULL);
         s->bin_packet = malloc(len);
         s->bin_data = calloc(p.attachments, sizeof *s->bin_data);
         s->bin_len = calloc(p.attachments, sizeof *s->bin_len);
@@ -1022,7 +1022,7 @@ int sock_on_message(session_t *s, const char *data, size_t len)
         s->bin_have = 0;
         return 0;
     }
-    return s_dispatch(s, &p, 0);
+    return s_dispatch(s, &p, 0, NULL);
 }
 
 int sock_on_binary(session_t *s, const void *data, size_t len)
@@ -1041,7 +1041,7 @@ int sock_on_binary(session_t *s, const void *data, size_t len)
     sio_packet_t p;
     int rc = sio_decode(s->bin_packet, s->bin_packet_len, &p);
     if (rc == 0)
-        rc = s_dispatch(s, &p, 1);
+        rc = s_dispatch(s, &p, 1, NULL);
     s_bin_reset(s);
     return rc;
 }

@@ -62,6 +62,13 @@ static int s_payload_ok(int type, const json_t *j)
  * unsolicited ack has nothing to answer). */
 int sio_decode(const char *s, size_t len, sio_packet_t *out)
 {
+    return sio_decode_json(s, len, out, NULL);
+}
+
+int sio_decode_json(const char *s, size_t len, sio_packet_t *out, json_t **json_out)
+{
+    if (json_out)
+        *json_out = NULL;
     if (!s || len == 0 || s[0] < '0' || s[0] > '6')
         return -1;
     int type = s[0] - '0';
@@ -121,9 +128,12 @@ int sio_decode(const char *s, size_t len, sio_packet_t *out)
     if (data) {
         json_t *j = json_loadb(data, data_len, SIO_JSON_FLAGS, NULL);
         int ok = j && s_payload_ok(type, j);
-        json_decref(j);
+        if (!ok || !json_out)
+            json_decref(j);
         if (!ok)
             return -1;
+        if (json_out)
+            *json_out = j;
     }
 
     out->type = type;

@@ -50,6 +50,12 @@ typedef struct {
  * Returns 0, or -1 if malformed. */
 int sio_decode(const char *s, size_t len, sio_packet_t *out);
 
+/* sio_decode that also hands over what it parsed: on success *json_out is
+ * the data's JSON (parsed with SIO_JSON_FLAGS; the caller json_decrefs it),
+ * or NULL when the packet has no data; on failure NULL. For a caller that
+ * would otherwise parse the same bytes again (the CONNECT auth payload). */
+int sio_decode_json(const char *s, size_t len, sio_packet_t *out, json_t **json_out);
+
 /* For an EVENT's JSON array: returns the event name (the first element) and
  * the rest of the array after it: for `["msg",1,{"a":2}]` name = "msg" (the
  * decoded string, in a malloc'd buffer *name_out the caller frees; may

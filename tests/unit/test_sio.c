@@ -473,7 +473,35 @@ TEST(deep_nesting)
     CHECK_EQ_INT(rc2, -1);
 }
 
+/* sio_decode_json: the same verdicts, and the parsed data handed over. */
+TEST(decode_json)
+{
+    sio_packet_t p;
+    json_t *j = (json_t *)&p;       /* must be overwritten */
+    const char *s = "0/a,{\"token\":\"t\\u0041\",\"n\":1}";
+    CHECK_EQ_INT(sio_decode_json(s, strlen(s), &p, &j), 0);
+    CHECK(json_is_object(j));
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "token")), "tA");
+    CHECK(json_is_real(json_object_get(j, "n")));      /* SIO_JSON_FLAGS */
+    json_decref(j);
+    j = (json_t *)&p;
+    CHECK_EQ_INT(sio_decode_json("0", 1, &p, &j), 0);
+    CHECK(j == NULL);
+    j = (json_t *)&p;
+    CHECK_EQ_INT(sio_decode_json("0[1]", 4, &p, &j), -1);   /* CONNECT: an object */
+    CHECK(j == NULL);
+    j = (json_t *)&p;
+    CHECK_EQ_INT(sio_decode_json("0{\"a\":", 6, &p, &j), -1);
+    CHECK(j == NULL);
+    j = (json_t *)&p;
+    CHECK_EQ_INT(sio_decode_json("2[\"e\",{}]", 9, &p, &j), 0);
+    CHECK(json_is_array(j));
+    json_decref(j);
+    CHECK_EQ_INT(sio_decode_json("0{}", 3, &p, NULL), 0);
+}
+
 TEST_MAIN(connect_main, connect_custom, disconnect, event, binary_event_and_acks, malformed,
           ack_id_bounds, every_prefix_is_safe, event_split, event_split_unicode,
           event_split_rejects, encode_header, encode_header_limits, json_string,
-          json_string_limits, placeholders, placeholders_bad, placeholders_max, deep_nesting)
+          json_string_limits, placeholders, placeholders_bad, placeholders_max, deep_nesting,
+          decode_json)
