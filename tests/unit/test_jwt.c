@@ -479,6 +479,51 @@ TEST(malformed)
     jwt_verifier_destroy(&v);
 }
 
+/* The headers jwt.c recognises byte for byte (not parsed) and their near
+ * misses (parsed): both must give what a full parse gives. */
+TEST(header_forms)
+{
+    jwt_verifier_t *v = s_hs_verifier();
+    CHECK(v != NULL);
+    const char *pay = "{\"sub\":\"a\"}";
+    static const struct {
+        const char *hdr;
+        int rc;
+    } cases[] = {
+        /* the known forms */
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", JWT_OK },
+        { "{\"typ\":\"JWT\",\"alg\":\"HS256\"}", JWT_OK },
+        { "{\"alg\":\"HS256\"}", JWT_OK },
+        { "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", JWT_ERR_ALG },   /* no RSA key here */
+        { "{\"typ\":\"JWT\",\"alg\":\"RS256\"}", JWT_ERR_ALG },
+        { "{\"alg\":\"RS256\"}", JWT_ERR_ALG },
+        /* near misses, parsed */
+        { "{\"alg\": \"HS256\", \"typ\": \"JWT\"}", JWT_OK },
+        { " {\"alg\":\"HS256\"}", JWT_OK },
+        { "{\"alg\":\"HS256\"} ", JWT_OK },
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"1\"}", JWT_OK },
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\"}x", JWT_ERR_FORMAT },
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\"", JWT_ERR_FORMAT },
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\"}}", JWT_ERR_FORMAT },
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"alg\":\"HS256\"}", JWT_ERR_FORMAT },
+        { "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"crit\":[\"x\"]}", JWT_ERR_FORMAT },
+        { "{\"alg\":\"HS256\\u0000\"}", JWT_ERR_FORMAT },
+        { "{\"alg\":\"HS25\"}", JWT_ERR_ALG },
+        { "{\"alg\":\"HS2566\"}", JWT_ERR_ALG },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *t = s_hs(cases[i].hdr, pay, s_secret, strlen(s_secret));
+        char sub[16];
+        int rc = jwt_verify(v, t, strlen(t), NOW, NULL, sub, sizeof sub);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "header %s: rc %d, want %d\n", cases[i].hdr, rc, cases[i].rc);
+        CHECK_EQ_INT(rc, cases[i].rc);
+        if (rc == JWT_OK)
+            CHECK_EQ_STR(sub, "a");
+    }
+    jwt_verifier_destroy(&v);
+}
+
 TEST(oversized)
 {
     jwt_verifier_t *v = s_hs_verifier();
@@ -529,4 +574,4 @@ TEST(strerror_text)
 
 TEST_MAIN(jwt_io_reference, good_tokens, sign_hs256_roundtrip, time_claims, leeway,
           sub_rules, bad_signature, alg_none_and_unconfigured, rs256_and_confusion,
-          bad_pem, audience_issuer, malformed, oversized, strerror_text)
+          bad_pem, audience_issuer, malformed, header_forms, oversized, strerror_text)
