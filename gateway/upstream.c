@@ -21,6 +21,7 @@
 #define UP_PING_MS 1000
 #define UP_LEADER_FRESH_MS 3000
 #define UP_REPLY_MAX (64 * 1024 * 1024)
+#define UP_HWM 100000           /* requests (and replies) queued per broker, each way */
 
 typedef struct pending pending_t;
 
@@ -367,6 +368,15 @@ upstream_t *up_new(gw_t *gw, void *zctx, const char *endpoints, up_epoch_fn *on_
         up->npeers++;
         zmq_setsockopt(peer->sock, ZMQ_IMMEDIATE, &one, sizeof one);
         zmq_setsockopt(peer->sock, ZMQ_LINGER, &zero, sizeof zero);
+        /* ZeroMQ's default of 1,000 messages each way refused the 1,001st
+         * request of a burst at once ("broker unreachable"): a storm of
+         * 5,000 reconnecting sessions on one gateway sends a recover, an
+         * unread and a session_put each (make bench storm, 2026-12-02:
+         * 2,679 of 10,000 recoveries failed so). The broker's ROUTER holds
+         * as many (RPC_SNDHWM). */
+        int hwm = UP_HWM;
+        zmq_setsockopt(peer->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(peer->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
         if (zmq_connect(peer->sock, ep) < 0) {
             log_error("event=config_error setting=--broker-rpc endpoint=\"%s\" reason=\"%s\"", ep,
                       zmq_strerror(zmq_errno()));
