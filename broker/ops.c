@@ -20,7 +20,7 @@
  *  from the first message of a new leader. A load that arrives for an older
  *  term is dropped.
  *
- *  unread and session_put are batched: requests are collected for
+ *  unread, session_put and recover are batched: requests are collected for
  *  OPS_BATCH_MS (or until OPS_BATCH_MAX) and sent as one query over
  *  unnest() of parameter arrays, so a reconnect storm costs a handful of
  *  queries.
@@ -103,11 +103,16 @@ static const char SQL_SESSION_PUT[] =
     " ON CONFLICT (pid) DO UPDATE SET ns = EXCLUDED.ns, rooms = EXCLUDED.rooms,"
     "    updated_at = now() WHERE belfry_sessions.user_id = EXCLUDED.user_id";
 
-/* One row per room (NULL room when the session has none); no row: unknown. */
+/* Batched over (pid, user, ns, retention) arrays: per request i, one row
+ * per room (NULL room when the session has none); no row for i: unknown. */
 static const char SQL_RECOVER[] =
-    "SELECT r FROM belfry_sessions s LEFT JOIN LATERAL unnest(s.rooms) r ON true"
-    " WHERE s.pid = $1 AND s.user_id = $2 AND s.ns = $3"
-    "   AND s.updated_at >= now() - make_interval(secs => $4::double precision)";
+    "SELECT q.i, r"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) WITH ORDINALITY"
+    "      AS q(pid, usr, ns, ret, i)"
+    " JOIN belfry_sessions s ON s.pid = q.pid AND s.user_id = q.usr AND s.ns = q.ns"
+    "  AND s.updated_at >= now() - make_interval(secs => q.ret)"
+    " LEFT JOIN LATERAL unnest(s.rooms) r ON true"
+    " ORDER BY q.i";
 
 static const char SQL_UNREAD[] =
     "SELECT u.i, c.n, coalesce(it.items, '[]')"
@@ -160,7 +165,7 @@ struct ops {
     int leading;
     unsigned term;              /* leadership term (stale results are dropped) */
     uint64_t oldest;            /* lowest after accepted */
-    batchq_t unread, sessions;  /* batching */
+    batchq_t unread, sessions, recovers;  /* batching */
     struct event *retention;    /* prune timer */
     int pruning;                /* a prune is in flight */
     uint64_t prunes, prune_failures, pruned_batches, pruned_sessions;   /* counters */
@@ -718,59 +723,34 @@ static void s_replay(ops_t *self, rpc_req_t *req)
     s_rp_start(rp);
 }
 
-static void s_recover_done(void *arg, const PGresult *res, const char *err)
+/* Sets rp's rooms from column 1 of rows [from, to) of res (a NULL room:
+ * the session has none). 0, or -1 when memory ran out. */
+static int s_rp_rooms_from(rp_t *rp, const PGresult *res, int from, int to)
 {
-    rp_t *rp = arg;
-    if (err) {
-        s_rp_fail(rp, err);
-        return;
-    }
-    int n = PQntuples(res);
-    if (n == 0) {
-        s_rp_fail(rp, "gone");
-        return;
-    }
     size_t bytes = 0, nrooms = 0;
-    for (int i = 0; i < n; i++)
-        if (!PQgetisnull(res, i, 0)) {
-            bytes += (size_t)PQgetlength(res, i, 0) + 1;
+    for (int i = from; i < to; i++)
+        if (!PQgetisnull(res, i, 1)) {
+            bytes += (size_t)PQgetlength(res, i, 1) + 1;
             nrooms++;
         }
     if (nrooms > RPC_ROOMS_MAX)
         nrooms = RPC_ROOMS_MAX;
     rp->rooms = calloc(nrooms ? nrooms : 1, sizeof *rp->rooms);
     rp->room_store = malloc(bytes ? bytes : 1);
-    if (!rp->rooms || !rp->room_store) {
-        s_rp_fail(rp, "out of memory");
-        return;
-    }
+    if (!rp->rooms || !rp->room_store)
+        return -1;
     char *p = rp->room_store;
-    for (int i = 0; i < n && rp->nrooms < nrooms; i++) {
-        if (PQgetisnull(res, i, 0))
+    for (int i = from; i < to && rp->nrooms < nrooms; i++) {
+        if (PQgetisnull(res, i, 1))
             continue;
-        size_t l = (size_t)PQgetlength(res, i, 0);
-        memcpy(p, PQgetvalue(res, i, 0), l + 1);
+        size_t l = (size_t)PQgetlength(res, i, 1);
+        memcpy(p, PQgetvalue(res, i, 1), l + 1);
         rp->rooms[rp->nrooms].ptr = p;
         rp->rooms[rp->nrooms].len = l;
         rp->nrooms++;
         p += l + 1;
     }
-    s_rp_start(rp);
-}
-
-static void s_recover(ops_t *self, rpc_req_t *req)
-{
-    if (req->after < self->oldest) {
-        rpc_reply_error(req, "gone");
-        return;
-    }
-    rp_t *rp = s_rp_new(self, req);
-    if (!rp)
-        return;
-    rp->recover = 1;
-    const char *p[4] = { req->pid.ptr, req->user.ptr, req->ns.ptr, self->retention_str };
-    if (rdb_query(self->rdb, SQL_RECOVER, 4, p, s_recover_done, rp) < 0)
-        s_rp_fail(rp, "busy");
+    return 0;
 }
 
 /* ---- positions ------------------------------------------------------------- */
@@ -871,6 +851,7 @@ static void s_positions(ops_t *self, rpc_req_t *req)
 typedef struct {
     rpc_req_t *reqs[OPS_BATCH_MAX];
     size_t n;
+    ops_t *ops;                 /* for the recover batch's replies */
 } batch_t;
 
 static void s_batch_fail(batch_t *b, const char *err)
@@ -1041,6 +1022,79 @@ static void s_batch_add(ops_t *self, batchq_t *q, rpc_req_t *req, void (*flush)(
         struct timeval tv = { 0, OPS_BATCH_MS * 1000 };
         event_add(q->timer, &tv);
     }
+}
+
+/* ---- recover: the session's rooms (batched), then a replay -------------- */
+
+/* Rows come ordered by request index: each request's rows start a replay
+ * of its rooms; a request without rows has no live session ("gone"). */
+static void s_recover_done(void *arg, const PGresult *res, const char *err)
+{
+    batch_t *b = arg;
+    if (err) {
+        s_batch_fail(b, err);
+        return;
+    }
+    int n = PQntuples(res);
+    for (int r = 0; r < n;) {
+        uint64_t i = s_u64(res, r, 0);
+        int e = r + 1;
+        while (e < n && s_u64(res, e, 0) == i)
+            e++;
+        if (i >= 1 && i <= b->n && b->reqs[i - 1]) {
+            rpc_req_t *req = b->reqs[i - 1];
+            b->reqs[i - 1] = NULL;
+            rp_t *rp = s_rp_new(b->ops, req);   /* answers req itself on failure */
+            if (rp) {
+                rp->recover = 1;
+                if (s_rp_rooms_from(rp, res, r, e) < 0)
+                    s_rp_fail(rp, "out of memory");
+                else
+                    s_rp_start(rp);
+            }
+        }
+        r = e;
+    }
+    s_batch_fail(b, "gone");            /* answers only the requests without rows */
+}
+
+static void s_recover_flush(ops_t *self)
+{
+    batch_t *b = s_batch_take(&self->recovers);
+    if (!b)
+        return;
+    b->ops = self;
+    size_t n = b->n;
+    size_t rl = strlen(self->retention_str);
+    rpc_str_t *cols = calloc(4 * n, sizeof *cols);
+    for (size_t i = 0; cols && i < n; i++) {
+        cols[i] = b->reqs[i]->pid;
+        cols[n + i] = b->reqs[i]->user;
+        cols[2 * n + i] = b->reqs[i]->ns;
+        cols[3 * n + i].ptr = self->retention_str;
+        cols[3 * n + i].len = rl;
+    }
+    s_batch_query(self, b, cols, 4, SQL_RECOVER, s_recover_done);
+    free(cols);
+}
+
+static void s_on_recover_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s_recover_flush(arg);
+}
+
+/* A reconnect storm sends thousands of these at once: one query per batch
+ * (it was one per request, and 10,000 of them through the RPC connections
+ * outlasted the gateways' RPC timeout for ~5 % of the sessions). */
+static void s_recover(ops_t *self, rpc_req_t *req)
+{
+    if (req->after < self->oldest) {
+        rpc_reply_error(req, "gone");
+        return;
+    }
+    s_batch_add(self, &self->recovers, req, s_recover_flush);
 }
 
 /* ---- mark_read, event, publish --------------------------------------------- */
@@ -1247,9 +1301,10 @@ ops_t *ops_new(struct event_base *base, pub_t *pub, rdb_t *rdb, const ops_config
     self->ring = ring_new(cfg->ring_msgs, cfg->ring_bytes);
     self->unread.timer = evtimer_new(base, s_on_unread_timer, self);
     self->sessions.timer = evtimer_new(base, s_on_session_timer, self);
+    self->recovers.timer = evtimer_new(base, s_on_recover_timer, self);
     self->retention = event_new(base, -1, EV_PERSIST, s_on_retention, self);
     if (!self->event_sql || !self->ring || !self->unread.timer || !self->sessions.timer ||
-        !self->retention) {
+        !self->recovers.timer || !self->retention) {
         ops_destroy(&self);
         return NULL;
     }
@@ -1266,10 +1321,14 @@ void ops_destroy(ops_t **self_p)
         rpc_reply_error(self->unread.reqs[i], "shutting down");
     for (size_t i = 0; i < self->sessions.n; i++)
         rpc_reply_error(self->sessions.reqs[i], "shutting down");
+    for (size_t i = 0; i < self->recovers.n; i++)
+        rpc_reply_error(self->recovers.reqs[i], "shutting down");
     if (self->unread.timer)
         event_free(self->unread.timer);
     if (self->sessions.timer)
         event_free(self->sessions.timer);
+    if (self->recovers.timer)
+        event_free(self->recovers.timer);
     if (self->retention)
         event_free(self->retention);
     ring_destroy(&self->ring);
