@@ -149,10 +149,14 @@ static const char SQL_PRUNE[] =
 
 /* ---- state -------------------------------------------------------------- */
 
+/* Requests of one op waiting to be sent as one query: flush(ops) sends them,
+ * when OPS_BATCH_MAX are queued or OPS_BATCH_MS after the first. */
 typedef struct batchq {
     rpc_req_t *reqs[OPS_BATCH_MAX];
     size_t n;
     struct event *timer;
+    ops_t *ops;
+    void (*flush)(ops_t *ops);
 } batchq_t;
 
 struct ops {
@@ -851,7 +855,7 @@ static void s_positions(ops_t *self, rpc_req_t *req)
 typedef struct {
     rpc_req_t *reqs[OPS_BATCH_MAX];
     size_t n;
-    ops_t *ops;                 /* for the recover batch's replies */
+    ops_t *ops;
 } batch_t;
 
 static void s_batch_fail(batch_t *b, const char *err)
@@ -877,6 +881,7 @@ static batch_t *s_batch_take(batchq_t *q)
     }
     memcpy(b->reqs, q->reqs, q->n * sizeof *q->reqs);
     b->n = q->n;
+    b->ops = q->ops;
     q->n = 0;
     event_del(q->timer);
     return b;
@@ -997,25 +1002,38 @@ static void s_session_flush(ops_t *self)
     free(cols);
 }
 
-static void s_on_unread_timer(evutil_socket_t fd, short what, void *arg)
+static void s_on_batch_timer(evutil_socket_t fd, short what, void *arg)
 {
+    batchq_t *q = arg;
     (void)fd;
     (void)what;
-    s_unread_flush(arg);
+    q->flush(q->ops);
 }
 
-static void s_on_session_timer(evutil_socket_t fd, short what, void *arg)
+static int s_batchq_init(ops_t *self, batchq_t *q, void (*flush)(ops_t *))
 {
-    (void)fd;
-    (void)what;
-    s_session_flush(arg);
+    q->ops = self;
+    q->flush = flush;
+    q->timer = evtimer_new(self->base, s_on_batch_timer, q);
+    return q->timer ? 0 : -1;
 }
 
-static void s_batch_add(ops_t *self, batchq_t *q, rpc_req_t *req, void (*flush)(ops_t *))
+/* Answers what is still queued and frees the timer. */
+static void s_batchq_close(batchq_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        rpc_reply_error(q->reqs[i], "shutting down");
+    q->n = 0;
+    if (q->timer)
+        event_free(q->timer);
+    q->timer = NULL;
+}
+
+static void s_batch_add(batchq_t *q, rpc_req_t *req)
 {
     q->reqs[q->n++] = req;
     if (q->n == OPS_BATCH_MAX) {
-        flush(self);
+        q->flush(q->ops);
         return;
     }
     if (q->n == 1) {
@@ -1063,7 +1081,6 @@ static void s_recover_flush(ops_t *self)
     batch_t *b = s_batch_take(&self->recovers);
     if (!b)
         return;
-    b->ops = self;
     size_t n = b->n;
     size_t rl = strlen(self->retention_str);
     rpc_str_t *cols = calloc(4 * n, sizeof *cols);
@@ -1078,13 +1095,6 @@ static void s_recover_flush(ops_t *self)
     free(cols);
 }
 
-static void s_on_recover_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    s_recover_flush(arg);
-}
-
 /* A reconnect storm sends thousands of these at once: one query per batch
  * (it was one per request, and 10,000 of them through the RPC connections
  * outlasted the gateways' RPC timeout for ~5 % of the sessions). */
@@ -1094,7 +1104,7 @@ static void s_recover(ops_t *self, rpc_req_t *req)
         rpc_reply_error(req, "gone");
         return;
     }
-    s_batch_add(self, &self->recovers, req, s_recover_flush);
+    s_batch_add(&self->recovers, req);
 }
 
 /* ---- mark_read, event, publish --------------------------------------------- */
@@ -1259,10 +1269,10 @@ void ops_handle(void *ctx, rpc_req_t *req)
         s_recover(self, req);
         break;
     case RPC_OP_SESSION_PUT:
-        s_batch_add(self, &self->sessions, req, s_session_flush);
+        s_batch_add(&self->sessions, req);
         break;
     case RPC_OP_UNREAD:
-        s_batch_add(self, &self->unread, req, s_unread_flush);
+        s_batch_add(&self->unread, req);
         break;
     case RPC_OP_MARK_READ:
         s_mark_read(self, req);
@@ -1299,12 +1309,11 @@ ops_t *ops_new(struct event_base *base, pub_t *pub, rdb_t *rdb, const ops_config
     size_t n = strlen(cfg->event_fn) + 64;
     self->event_sql = malloc(n);
     self->ring = ring_new(cfg->ring_msgs, cfg->ring_bytes);
-    self->unread.timer = evtimer_new(base, s_on_unread_timer, self);
-    self->sessions.timer = evtimer_new(base, s_on_session_timer, self);
-    self->recovers.timer = evtimer_new(base, s_on_recover_timer, self);
+    int qfail = s_batchq_init(self, &self->unread, s_unread_flush) |
+                s_batchq_init(self, &self->sessions, s_session_flush) |
+                s_batchq_init(self, &self->recovers, s_recover_flush);
     self->retention = event_new(base, -1, EV_PERSIST, s_on_retention, self);
-    if (!self->event_sql || !self->ring || !self->unread.timer || !self->sessions.timer ||
-        !self->recovers.timer || !self->retention) {
+    if (!self->event_sql || !self->ring || qfail || !self->retention) {
         ops_destroy(&self);
         return NULL;
     }
@@ -1317,18 +1326,9 @@ void ops_destroy(ops_t **self_p)
     if (!self_p || !*self_p)
         return;
     ops_t *self = *self_p;
-    for (size_t i = 0; i < self->unread.n; i++)
-        rpc_reply_error(self->unread.reqs[i], "shutting down");
-    for (size_t i = 0; i < self->sessions.n; i++)
-        rpc_reply_error(self->sessions.reqs[i], "shutting down");
-    for (size_t i = 0; i < self->recovers.n; i++)
-        rpc_reply_error(self->recovers.reqs[i], "shutting down");
-    if (self->unread.timer)
-        event_free(self->unread.timer);
-    if (self->sessions.timer)
-        event_free(self->sessions.timer);
-    if (self->recovers.timer)
-        event_free(self->recovers.timer);
+    s_batchq_close(&self->unread);
+    s_batchq_close(&self->sessions);
+    s_batchq_close(&self->recovers);
     if (self->retention)
         event_free(self->retention);
     ring_destroy(&self->ring);
