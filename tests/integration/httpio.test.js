@@ -15,8 +15,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { BUILD, freePort } = require('./lib/harness');
+const { ROOT, BUILD, Proc, freePort } = require('./lib/harness');
 const raw = require('./lib/rawws');
 
 const T = { timeout: 30000 };
@@ -25,21 +24,15 @@ let port;
 
 before(async () => {
   port = await freePort();
-  gw = spawn(path.join(BUILD, 'belfry-gateway'), ['--listen', `127.0.0.1:${port}`, '--conformance',
-    '--broker-pub', `tcp://127.0.0.1:${await freePort()}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  gw.exited = new Promise((r) => gw.on('exit', (code, signal) => r({ code, signal })));
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200) break; } catch (_) { /* not yet */ }
-    if (Date.now() > deadline) throw new Error('gateway did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  gw = new Proc('gateway-httpio', path.join(BUILD, 'belfry-gateway'), ['--listen', `127.0.0.1:${port}`,
+    '--conformance', '--broker-pub', `tcp://127.0.0.1:${await freePort()}`],
+  { logFile: path.join(ROOT, 'tests', 'out', 'httpio', `gateway-${port}.log`) });
+  await gw.waitFor(/event=ready/, 10000);
 });
 
 after(async () => {
   if (!gw) return;
-  gw.kill('SIGTERM');
-  const r = await gw.exited;
+  const r = await gw.stop('SIGTERM');
   assert.equal(r.code, 0, `clean exit: ${JSON.stringify(r)}`);
 });
 
