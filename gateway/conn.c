@@ -119,8 +119,8 @@ static void s_arm(conn_t *c, int restart)
         ms = CONN_LINGER_MS;
     } else if (c->state == CONN_CLOSING) {
         /* flushing before the linger: nothing is read (a socket left readable
-         * and unread would make every loop turn busy, and starve conn_flush,
-         * the lowest priority); only a backlog waits for EV_WRITE, the others
+         * and unread would make every loop turn busy); only a backlog waits
+         * for EV_WRITE, the others
          * are written by conn_flush at the end of this very turn. With the
          * epoll changelist, deleting here and adding again for the linger in
          * the same turn costs one epoll_ctl (MOD). */
